@@ -1,0 +1,156 @@
+"""The `leadersboard` command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from . import instance
+from .folders import LocalFolder
+from .names import InvalidName
+from .rules import check_folder
+from .settings import Settings, SettingsError
+from .users import UserError, UserStore
+
+home_option = click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="LEADERSBOARD_HOME",
+                           help="Instance folder (default: $LEADERSBOARD_HOME, else ~/.leadersboard).")
+
+
+def _settings(home: Path | None) -> Settings:
+    try:
+        return Settings.load(home)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _instance(home: Path | None) -> Settings:
+    settings = _settings(home)
+    try:
+        instance.require(settings)
+    except instance.InstanceError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return settings
+
+
+@click.group()
+@click.version_option(package_name="leadersboard")
+def main() -> None:
+    """LeadersBoard: git push an anomaly-detection model, get it evaluated, see it ranked."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@home_option
+def init(home: Path | None) -> None:
+    """Create an instance (config file, database, bare repository with hooks); safe to run again."""
+    settings = _settings(home)
+    try:
+        created = instance.init(settings)
+    except instance.InstanceError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for path in created:
+        click.echo(f"created {path}")
+    click.echo(f"LeadersBoard instance ready at {settings.home}" + ("" if created else " (nothing to change)"))
+
+
+@main.group()
+def user() -> None:
+    """Manage participants and their API tokens."""
+
+
+@user.command("add")
+@click.argument("name")
+@home_option
+def user_add(name: str, home: Path | None) -> None:
+    """Create user NAME; prints the new token (shown once) as the last line."""
+    store = UserStore(_instance(home).db_path)
+    try:
+        token = store.add(name)
+    except (UserError, InvalidName) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"created user {name}; keep this token, it is not shown again:", err=True)
+    click.echo(token)
+
+
+@user.command("token")
+@click.argument("name")
+@home_option
+def user_token(name: str, home: Path | None) -> None:
+    """Issue another token for NAME (printed as the last line)."""
+    try:
+        token = UserStore(_instance(home).db_path).new_token(name)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(token)
+
+
+@user.command("list")
+@home_option
+def user_list(home: Path | None) -> None:
+    """List users with their state and number of active tokens."""
+    for entry in UserStore(_instance(home).db_path).list():
+        since = datetime.fromtimestamp(entry.created_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        state = "revoked" if entry.revoked_at else "active"
+        click.echo(f"{entry.name}\t{state}\ttokens={entry.active_tokens}\tcreated {since}")
+
+
+@user.command("revoke")
+@click.argument("name")
+@home_option
+def user_revoke(name: str, home: Path | None) -> None:
+    """Revoke NAME and all their tokens, effective immediately."""
+    try:
+        UserStore(_instance(home).db_path).revoke(name)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"revoked {name}")
+
+
+@main.group()
+def dataset() -> None:
+    """Register data set folders."""
+
+
+@dataset.command("add")
+@click.argument("name")
+@click.argument("path", type=click.Path(path_type=Path))
+@home_option
+def dataset_add(name: str, path: Path, home: Path | None) -> None:
+    """Register data set NAME at PATH (a folder holding its categories, e.g. pcb1/...)."""
+    try:
+        updated = instance.add_dataset(_instance(home), name, path)
+    except (instance.InstanceError, InvalidName) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"data set {name} -> {updated.datasets[name]}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@home_option
+def validate(path: Path, home: Path | None) -> None:
+    """Check the submission folder PATH against the push rules (exit 1 when it breaks one)."""
+    settings = _settings(home)
+    report = check_folder(LocalFolder(path), settings.datasets, settings.limits)
+    if report.problems:
+        for problem in report.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(1)
+    assert report.spec is not None
+    click.echo(f"OK: {report.spec.folder} would be evaluated on {report.spec.benchmark} "
+               f"(entrypoint {report.spec.entrypoint}, config {report.spec.config_file})")
+
+
+@main.command()
+@home_option
+@click.option("--api-port", type=int, help="Port of the API and git server (default 8010).")
+@click.option("--host", help="Address to listen on (default 127.0.0.1).")
+def serve(home: Path | None, api_port: int | None, host: str | None) -> None:
+    """Run the platform: Redis (unless configured), API and git over HTTP."""
+    from leadersboard.webhook.serve import serve as run
+
+    settings = _instance(home).with_overrides(api_port=api_port, api_host=host)
+    run(settings)

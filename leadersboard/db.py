@@ -1,0 +1,86 @@
+"""The instance's SQLite database: users, tokens and submissions.
+
+One short-lived connection per unit of work; WAL mode lets the API, the hooks' handlers and the
+CLI read while one of them writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    revoked_at REAL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    hash TEXT PRIMARY KEY,
+    user TEXT NOT NULL REFERENCES users(name),
+    created_at REAL NOT NULL,
+    revoked_at REAL
+);
+CREATE TABLE IF NOT EXISTS submissions (
+    id TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    commit_id TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    tree_id TEXT NOT NULL,
+    entrypoint TEXT NOT NULL,
+    config_file TEXT NOT NULL,
+    benchmark TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    resource_class TEXT,
+    run INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    job_id TEXT,
+    handed_over INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS submissions_user ON submissions(user, created_at);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    submission_id TEXT NOT NULL REFERENCES submissions(id),
+    user TEXT NOT NULL,
+    benchmark TEXT NOT NULL,
+    status TEXT NOT NULL,
+    resource_class TEXT,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    error TEXT,
+    metrics TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user, created_at);
+"""
+
+
+def create_schema(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(SCHEMA)  # runs in its own transaction
+    finally:
+        conn.close()
+
+
+@contextmanager
+def connect(path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection that commits on success and rolls back on error."""
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        conn.close()

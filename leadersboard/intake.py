@@ -1,0 +1,186 @@
+"""The service side of a push: judge it in pre-receive, then hand each admitted submission over
+(record it, create its job, queue it) once its ref has really moved.
+
+A push settles exactly once per ref: by post-receive when git runs it, else when the git request
+ends, else by the reconciler. Each step is idempotent (stable ids, INSERT OR IGNORE, arq `_job_id`),
+so doing one twice is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pygit2
+from arq.connections import ArqRedis
+from redis.asyncio import Redis
+
+from .admission import Admission
+from .constants import PENDING_PUSH_PATTERN, pending_push_key
+from .jobs import Job, JobStore
+from .push import RefUpdate, analyze_push
+from .rules import Problem
+from .settings import Settings
+from .submissions import Submission, SubmissionStore, job_id, submission_id
+
+log = logging.getLogger(__name__)
+
+RESOURCE_CLASS = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+CREATED_FIELD = "_created"
+STALE_PUSH_SECONDS = 600
+JOB_FUNCTION = "run_job"
+
+
+@dataclass
+class HookReply:
+    ok: bool
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "".join(line + "\n" for line in self.lines)
+
+
+@dataclass(frozen=True)
+class PushOptions:
+    run: bool = True
+    resource_class: str | None = None
+
+
+def parse_push_options(raw: list[str]) -> tuple[PushOptions, list[Problem]]:
+    run, resource_class, problems = True, None, []
+    for option in raw:
+        key, _, value = option.partition("=")
+        if key == "run" and value in ("true", "false"):
+            run = value == "true"
+        elif key == "resource_class" and RESOURCE_CLASS.fullmatch(value):
+            resource_class = value
+        else:
+            problems.append(Problem("push-option", f"-o {option}", "unknown or malformed push option",
+                                    "use -o run=false or -o resource_class=NAME (lower-case letters, digits, "
+                                    "'-', '_')"))
+    return PushOptions(run, resource_class), problems
+
+
+class Intake:
+    def __init__(self, settings: Settings, redis: Redis, queue: ArqRedis) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.queue = queue
+        self.admission = Admission(redis, settings.limits)
+        self.submissions = SubmissionStore(settings.db_path)
+        self.jobs = JobStore(settings.db_path)
+
+    async def pre_receive(
+        self, user: str, push_id: str, updates_text: str, quarantine: str | None, raw_options: list[str]
+    ) -> HookReply:
+        updates = RefUpdate.parse(updates_text)
+        options, problems = parse_push_options(raw_options)
+        analysis = await asyncio.to_thread(
+            analyze_push, self.settings.repo_path, quarantine, user, updates, self.settings.datasets,
+            self.settings.limits)
+        problems += analysis.problems
+        if problems:
+            return _rejection([str(p) for p in problems])
+        if not analysis.submissions:
+            return HookReply(True, ["LeadersBoard: no submission folder changed, so nothing is evaluated."])
+
+        now = time.time()
+        unique: dict[str, Submission] = {}
+        pending: dict[str, list[dict[str, Any]]] = {}
+        for found in analysis.submissions:
+            sub_id = submission_id(found.commit_id, found.spec.folder)
+            sub = unique.setdefault(sub_id, Submission(
+                id=sub_id, user=user, commit_id=found.commit_id, folder=found.spec.folder, ref=found.ref,
+                tree_id=found.tree_id, entrypoint=found.spec.entrypoint, config_file=found.spec.config_file,
+                benchmark=found.spec.benchmark, metadata=found.spec.metadata,
+                resource_class=options.resource_class, run=options.run, created_at=now,
+                job_id=job_id(sub_id) if options.run else None))
+            pending.setdefault(found.ref, []).append(sub.as_dict())
+        fields = {ref: json.dumps(subs) for ref, subs in pending.items()}
+        fields[CREATED_FIELD] = str(now)
+        subs = list(unique.values())
+        refusal = await self.admission.reserve(
+            user, [s.id for s in subs], [s.job_id for s in subs if s.job_id], push_id, fields, now)
+        if refusal:
+            return _rejection([str(refusal)])
+        noun = "submission" if len(subs) == 1 else "submissions"
+        lines = [f"LeadersBoard: {len(subs)} {noun} accepted:"]
+        lines += [f"  {s.folder} -> {s.benchmark}" for s in subs]
+        return HookReply(True, lines)
+
+    async def settle(self, push_id: str, refs: list[str] | None = None) -> list[str]:
+        """Hand over what landed and give back what did not; the message lines for the pusher."""
+        key = pending_push_key(push_id)
+        pending = await self.redis.hgetall(key)
+        repo = pygit2.Repository(str(self.settings.repo_path))
+        lines: list[str] = []
+        for raw_ref, payload in pending.items():
+            ref = raw_ref.decode() if isinstance(raw_ref, bytes) else str(raw_ref)
+            if ref == CREATED_FIELD or (refs is not None and ref not in refs):
+                continue
+            subs = [Submission.from_dict(d) for d in json.loads(payload)]
+            if _landed(repo, ref, subs[0].commit_id):
+                for sub in subs:
+                    lines.append(await self.hand_over(sub))
+            else:
+                await self.admission.release(subs[0].user, [s.id for s in subs],
+                                             [s.job_id for s in subs if s.job_id])
+            await self.redis.hdel(key, ref)
+        if await self.redis.hlen(key) <= 1:
+            await self.redis.delete(key)
+        return lines
+
+    async def hand_over(self, sub: Submission) -> str:
+        """Record `sub`, create its job and queue it; the line that tells the pusher where to look."""
+        await asyncio.to_thread(self.submissions.record, sub)
+        base = self.settings.base_url
+        if not sub.run or sub.job_id is None:
+            await asyncio.to_thread(self.submissions.mark_handed_over, sub.id)
+            return (f"LeadersBoard: {sub.folder}: submission {sub.id} recorded without a job (run=false); "
+                    f"start it with POST {base}/jobs")
+        job = Job(id=sub.job_id, submission_id=sub.id, user=sub.user, benchmark=sub.benchmark,
+                  resource_class=sub.resource_class, created_at=sub.created_at)
+        await asyncio.to_thread(self.jobs.create, job)
+        follow = f"follow it at {base}/jobs/{job.id}/status"
+        try:
+            await self.queue.enqueue_job(JOB_FUNCTION, job.id, _job_id=job.id,
+                                         _queue_name=self.settings.queue_name)
+        except Exception:  # Redis away: the job is recorded; the reconciler queues it later
+            log.exception("could not queue job %s; the reconciler will retry", job.id)
+            return f"LeadersBoard: {sub.folder}: job {job.id} created (queueing is delayed); {follow}"
+        await asyncio.to_thread(self.submissions.mark_handed_over, sub.id)
+        return f"LeadersBoard: {sub.folder}: job {job.id} queued on {sub.benchmark}; {follow}"
+
+    async def reconcile(self, now: float | None = None) -> int:
+        """Settle pushes nobody settled and queue submissions never handed over; how many were fixed."""
+        now = time.time() if now is None else now
+        fixed = 0
+        async for key in self.redis.scan_iter(match=PENDING_PUSH_PATTERN):
+            created = await self.redis.hget(key, CREATED_FIELD)
+            if created is None or now - float(created) > STALE_PUSH_SECONDS:
+                name = key.decode() if isinstance(key, bytes) else str(key)
+                fixed += len(await self.settle(name.rsplit(":", 1)[1]))
+        for sub in await asyncio.to_thread(self.submissions.not_handed_over):
+            await self.hand_over(sub)
+            fixed += 1
+        return fixed
+
+
+def _landed(repo: pygit2.Repository, ref: str, commit_id: str) -> bool:
+    try:
+        target = repo.references[ref].target
+    except KeyError:
+        return False
+    return str(target) == commit_id or bool(repo.descendant_of(target, commit_id))
+
+
+def _rejection(problems: list[str]) -> HookReply:
+    lines = ["LeadersBoard: push rejected, nothing was changed. Fix the following and push again:"]
+    lines += [f"  {p}" for p in problems]
+    return HookReply(False, lines)

@@ -1,0 +1,140 @@
+"""What a push asks for: which refs it moves, which folders it submits, and what breaks the rules.
+
+Runs in the service on the pushed objects while they are still in git's quarantine, so the hook
+process itself stays tiny.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+from pygit2.enums import FileMode, ObjectType
+
+from .folders import GitFolder
+from .names import ZERO_OID, branch_owner_problem
+from .rules import Problem, SubmissionSpec, check_folder
+from .settings import Limits
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    old: str
+    new: str
+    ref: str
+
+    @property
+    def short(self) -> str:
+        return self.ref.removeprefix("refs/heads/")
+
+    @classmethod
+    def parse(cls, text: str) -> list[RefUpdate]:
+        updates = []
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 3:
+                updates.append(cls(*parts))
+        return updates
+
+
+@dataclass(frozen=True)
+class FolderSubmission:
+    ref: str
+    commit_id: str
+    tree_id: str
+    spec: SubmissionSpec
+
+
+@dataclass
+class PushAnalysis:
+    problems: list[Problem] = field(default_factory=list)
+    submissions: list[FolderSubmission] = field(default_factory=list)
+
+
+def open_repository(repo_path: Path, quarantine: str | None) -> pygit2.Repository:
+    """The repository as a hook sees it: with the pushed, not yet accepted objects."""
+    repo = pygit2.Repository(str(repo_path))
+    if quarantine:
+        repo.odb.add_disk_alternate(quarantine)
+    return repo
+
+
+def analyze_push(
+    repo_path: Path,
+    quarantine: str | None,
+    user: str,
+    updates: Iterable[RefUpdate],
+    datasets: Mapping[str, object],
+    limits: Limits,
+) -> PushAnalysis:
+    repo = open_repository(repo_path, quarantine)
+    before = pygit2.Repository(str(repo_path))  # without the quarantine: what existed before the push
+    result = PushAnalysis()
+    for update in updates:
+        problems = _ref_problems(repo, user, update)
+        if problems:
+            result.problems.extend(problems)
+            continue
+        commit = repo[update.new]
+        base = _base_tree(repo, before, update)
+        for name, tree in _changed_top_level(repo, base, commit.tree, result.problems, update):
+            report = check_folder(GitFolder(repo, tree, name), datasets, limits)
+            result.problems.extend(report.problems)
+            if report.spec is not None:
+                result.submissions.append(FolderSubmission(update.ref, str(commit.id), str(tree.id), report.spec))
+    return result
+
+
+def _ref_problems(repo: pygit2.Repository, user: str, update: RefUpdate) -> list[Problem]:
+    owner = branch_owner_problem(update.ref, user)
+    if owner:
+        return [Problem("branch", update.short, f"you ({user}) may not push to this branch", owner)]
+    if update.new == ZERO_OID:
+        return [Problem("history", update.short, "deleting a branch is not allowed",
+                        "submission history is append-only; push a new commit instead")]
+    if repo.get(update.new) is None or repo[update.new].type != ObjectType.COMMIT:
+        return [Problem("branch", update.short, "only commits can be pushed to a branch", "push a commit")]
+    if update.old != ZERO_OID and update.old != update.new and not repo.descendant_of(update.new, update.old):
+        return [Problem("history", update.short,
+                        "this push rewrites history (not a fast-forward); force-pushing is not allowed",
+                        f"run 'git pull --rebase origin {update.short}' (or merge), then push again")]
+    return []
+
+
+def _base_tree(repo: pygit2.Repository, before: pygit2.Repository, update: RefUpdate) -> pygit2.Tree | None:
+    """The tree the push is compared with: the old tip, or for a new branch the newest commit on
+    its first-parent line that the repository already had (nothing, for a new history)."""
+    if update.old != ZERO_OID:
+        return repo[update.old].tree
+    commit = repo[update.new]
+    while True:
+        if commit.id in before:
+            return commit.tree
+        if not commit.parent_ids:
+            return None
+        commit = repo[commit.parent_ids[0]]
+
+
+def _changed_top_level(
+    repo: pygit2.Repository,
+    base: pygit2.Tree | None,
+    tree: pygit2.Tree,
+    problems: list[Problem],
+    update: RefUpdate,
+) -> Iterable[tuple[str, pygit2.Tree]]:
+    """Each top-level folder whose tree differs from `base`; top-level links and submodules are problems."""
+    for entry in tree:
+        name = str(entry.name)
+        old = base[name] if base is not None and name in base else None
+        if old is not None and old.id == entry.id and old.filemode == entry.filemode:
+            continue
+        if entry.filemode == FileMode.TREE:
+            yield name, repo[entry.id]
+        elif entry.filemode == FileMode.LINK:
+            problems.append(Problem("symlink", name, "symbolic links are not allowed",
+                                    "replace the link with a real folder or file"))
+        elif entry.filemode == FileMode.COMMIT:
+            problems.append(Problem("submodule", name, "submodules are not allowed",
+                                    "copy the code into a folder instead of adding a submodule"))

@@ -1,0 +1,150 @@
+"""The one settings object: the instance's config file, overridden by the environment.
+
+Every component reads its configuration from `Settings`; nothing else reads `os.environ` for
+configuration. The config file is `leadersboard.yaml` in the instance folder (`LEADERSBOARD_HOME`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_FILE = "leadersboard.yaml"
+REPO_DIR = "submissions.git"
+DB_FILE = "leadersboard.db"
+HOOK_SECRET_FILE = "hook.secret"
+DEFAULT_HOME = Path.home() / ".leadersboard"
+
+
+class SettingsError(Exception):
+    """The config file is missing, unreadable or holds a value of the wrong kind."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    submissions_per_hour: int = 10
+    max_active_jobs: int = 3
+    max_file_bytes: int = 50 * 1024 * 1024
+    max_submission_bytes: int = 200 * 1024 * 1024
+    job_timeout_seconds: int = 3600
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    limits: Limits = field(default_factory=Limits)
+    datasets: dict[str, Path] = field(default_factory=dict)
+    redis_url: str | None = None
+    mlflow_tracking_uri: str | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int = 8010
+    web_port: int = 8501
+    mlflow_port: int = 5010
+    public_url: str | None = None
+    queue_name: str = "leadersboard:queue"
+
+    @property
+    def config_path(self) -> Path:
+        return self.home / CONFIG_FILE
+
+    @property
+    def repo_path(self) -> Path:
+        return self.home / REPO_DIR
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / DB_FILE
+
+    @property
+    def hook_secret_path(self) -> Path:
+        return self.home / HOOK_SECRET_FILE
+
+    @property
+    def run_dir(self) -> Path:
+        """Pid files, sockets and logs of the services `serve` starts."""
+        return self.home / "run"
+
+    @property
+    def base_url(self) -> str:
+        """Where participants reach the API and git (shown in push messages)."""
+        return self.public_url or f"http://{self.api_host}:{self.api_port}"
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def load(cls, home: Path | str | None = None, environ: dict[str, str] | None = None) -> Settings:
+        """Read the instance's config file (if it exists) and apply environment overrides."""
+        env = os.environ if environ is None else environ
+        root = Path(home or env.get("LEADERSBOARD_HOME") or DEFAULT_HOME).expanduser().resolve()
+        raw = _read_config(root / CONFIG_FILE)
+        limits = Limits(**_section(raw, "limits", Limits))
+        datasets = {str(k): Path(str(v)) for k, v in (raw.get("datasets") or {}).items()}
+        server = raw.get("server") or {}
+        if not isinstance(server, dict):
+            raise SettingsError(f"{root / CONFIG_FILE}: 'server' must be a mapping")
+        settings = cls(
+            home=root,
+            limits=limits,
+            datasets=datasets,
+            redis_url=server.get("redis_url"),
+            mlflow_tracking_uri=server.get("mlflow_tracking_uri"),
+            api_host=str(server.get("api_host", "127.0.0.1")),
+            api_port=int(server.get("api_port", 8010)),
+            web_port=int(server.get("web_port", 8501)),
+            mlflow_port=int(server.get("mlflow_port", 5010)),
+            public_url=server.get("public_url"),
+        )
+        return settings.with_overrides(
+            redis_url=env.get("LEADERSBOARD_REDIS_URL") or None,
+            mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
+        )
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: must be a mapping of sections")
+    return data
+
+
+def _section(raw: dict[str, Any], name: str, kind: type) -> dict[str, int]:
+    section = raw.get(name) or {}
+    if not isinstance(section, dict):
+        raise SettingsError(f"Config section '{name}' must be a mapping")
+    known = set(kind.__dataclass_fields__)
+    unknown = set(section) - known
+    if unknown:
+        raise SettingsError(f"Config section '{name}' has unknown keys: {', '.join(sorted(unknown))}")
+    values: dict[str, int] = {}
+    for key, value in section.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise SettingsError(f"Config '{name}.{key}' must be a whole number ≥ 0, not {value!r}")
+        values[key] = value
+    return values
+
+
+def config_document(settings: Settings) -> dict[str, Any]:
+    """The config file's content for `settings` (what `init` writes)."""
+    limits = settings.limits
+    return {
+        "limits": {name: getattr(limits, name) for name in limits.__dataclass_fields__},
+        "datasets": {name: str(path) for name, path in sorted(settings.datasets.items())},
+        "server": {
+            "api_host": settings.api_host,
+            "api_port": settings.api_port,
+            "web_port": settings.web_port,
+            "mlflow_port": settings.mlflow_port,
+        },
+    }

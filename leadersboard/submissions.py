@@ -1,0 +1,92 @@
+"""Submission records: one folder of one commit on a user's branch."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import db
+
+_NAMESPACE = uuid.UUID("5b0d6c1e-8f53-4a7c-9a55-0c1b7e3d2f10")
+
+
+def submission_id(commit_id: str, folder: str) -> str:
+    """Stable per commit + folder: the same event always names the same submission."""
+    return uuid.uuid5(_NAMESPACE, f"{commit_id}:{folder}").hex
+
+
+def job_id(submission: str, attempt: int = 0) -> str:
+    """Stable per submission and attempt: replaying an event creates no second job."""
+    return uuid.uuid5(_NAMESPACE, f"job:{submission}:{attempt}").hex
+
+
+@dataclass
+class Submission:
+    id: str
+    user: str
+    commit_id: str
+    folder: str
+    ref: str
+    tree_id: str
+    entrypoint: str
+    config_file: str
+    benchmark: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    resource_class: str | None = None
+    run: bool = True
+    created_at: float = field(default_factory=time.time)
+    job_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Submission:
+        return cls(**data)
+
+
+class SubmissionStore:
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+
+    def record(self, sub: Submission) -> bool:
+        """Insert `sub`; False when it was recorded already."""
+        with db.connect(self.db_path) as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO submissions (id, user, commit_id, folder, ref, tree_id, entrypoint, "
+                "config_file, benchmark, metadata, resource_class, run, created_at, job_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (sub.id, sub.user, sub.commit_id, sub.folder, sub.ref, sub.tree_id, sub.entrypoint,
+                 sub.config_file, sub.benchmark, json.dumps(sub.metadata, default=str), sub.resource_class,
+                 int(sub.run), sub.created_at, sub.job_id),
+            )
+            return cur.rowcount == 1
+
+    def mark_handed_over(self, sub_id: str) -> None:
+        with db.connect(self.db_path) as conn:
+            conn.execute("UPDATE submissions SET handed_over = 1 WHERE id = ?", (sub_id,))
+
+    def get(self, sub_id: str) -> Submission | None:
+        with db.connect(self.db_path) as conn:
+            row = conn.execute("SELECT * FROM submissions WHERE id = ?", (sub_id,)).fetchone()
+        return _submission(row) if row else None
+
+    def not_handed_over(self) -> list[Submission]:
+        """Submissions whose job was never created or queued (the reconciler's work list)."""
+        with db.connect(self.db_path) as conn:
+            rows = conn.execute(
+                "SELECT * FROM submissions WHERE handed_over = 0 AND run = 1 ORDER BY created_at"
+            ).fetchall()
+        return [_submission(r) for r in rows]
+
+
+def _submission(row: Any) -> Submission:
+    values = dict(row)
+    values.pop("handed_over")
+    values["metadata"] = json.loads(values["metadata"])
+    values["run"] = bool(values["run"])
+    return Submission(**values)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs LeadersBoard into ./.venv, with the system packages it needs (git, redis-server).
+#   bash scripts/install.sh          what the platform needs
+#   bash scripts/install.sh --test   also what the test suite needs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras=""
+[[ ${1:-} == --test ]] && extras="[test]"
+
+missing=()
+command -v git >/dev/null || missing+=(git)
+command -v redis-server >/dev/null || missing+=(redis-server)
+if ((${#missing[@]})); then
+    sudo=""
+    [[ $(id -u) == 0 ]] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+[[ -x .venv/bin/python ]] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
+echo "LeadersBoard installed in $(pwd)/.venv"
