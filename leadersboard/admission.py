@@ -8,8 +8,10 @@ the push settles; a push that does not land gives its slots back, so a refused p
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 from redis.asyncio import Redis
 
@@ -144,6 +146,23 @@ class Admission:
             if job_ids:
                 pipe.zrem(active_key(user), *job_ids)
             await pipe.execute()
+
+    async def pending(self, push_id: str) -> dict[str, str]:
+        """What a push reserved and has not settled: field -> JSON (see `reserve`)."""
+        raw = await cast(Awaitable[dict[bytes, bytes]], self.redis.hgetall(pending_push_key(push_id)))
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    async def forget(self, push_id: str, field: str) -> None:
+        """Drop one settled field of a push; the whole record once only bookkeeping is left."""
+        key = pending_push_key(push_id)
+        await cast(Awaitable[int], self.redis.hdel(key, field))
+        if await cast(Awaitable[int], self.redis.hlen(key)) <= 1:
+            await self.redis.delete(key)
+
+    async def pending_pushes(self) -> list[str]:
+        """The ids of all pushes with unsettled reservations."""
+        prefix = pending_push_key("")
+        return [key.decode().removeprefix(prefix) async for key in self.redis.scan_iter(match=prefix + "*")]
 
     async def usage(self, user: str, now: float | None = None) -> Usage:
         now = time.time() if now is None else now

@@ -17,5 +17,3 @@ def pending_push_key(push_id: str) -> str:
     """Hash: ref -> JSON of the submissions a pre-receive admitted, until the push settles."""
     return f"{PREFIX}:push:{push_id}"
 
-
-PENDING_PUSH_PATTERN = f"{PREFIX}:push:*"

@@ -30,7 +30,7 @@ class GitFolder:
             path = prefix + str(item.name)
             mode = item.filemode
             if mode == FileMode.TREE:
-                yield from self._walk(self.repo[item.id], path + "/")
+                yield from self._walk(self.repo[item.id].peel(pygit2.Tree), path + "/")
             elif mode == FileMode.LINK:
                 yield Entry(path, "symlink")
             elif mode == FileMode.COMMIT:
@@ -46,7 +46,7 @@ class GitFolder:
             return None
         if item.filemode not in (FileMode.BLOB, FileMode.BLOB_EXECUTABLE):
             return None
-        return bytes(self.repo[item.id].data)
+        return bytes(self.repo[item.id].read_raw())
 
 
 class LocalFolder:

@@ -21,7 +21,6 @@ from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from .admission import Admission
-from .constants import PENDING_PUSH_PATTERN, pending_push_key
 from .jobs import Job, JobStore
 from .push import RefUpdate, analyze_push
 from .rules import Problem
@@ -116,12 +115,10 @@ class Intake:
 
     async def settle(self, push_id: str, refs: list[str] | None = None) -> list[str]:
         """Hand over what landed and give back what did not; the message lines for the pusher."""
-        key = pending_push_key(push_id)
-        pending = await self.redis.hgetall(key)
+        pending = await self.admission.pending(push_id)
         repo = pygit2.Repository(str(self.settings.repo_path))
         lines: list[str] = []
-        for raw_ref, payload in pending.items():
-            ref = raw_ref.decode() if isinstance(raw_ref, bytes) else str(raw_ref)
+        for ref, payload in pending.items():
             if ref == CREATED_FIELD or (refs is not None and ref not in refs):
                 continue
             subs = [Submission.from_dict(d) for d in json.loads(payload)]
@@ -131,9 +128,7 @@ class Intake:
             else:
                 await self.admission.release(subs[0].user, [s.id for s in subs],
                                              [s.job_id for s in subs if s.job_id])
-            await self.redis.hdel(key, ref)
-        if await self.redis.hlen(key) <= 1:
-            await self.redis.delete(key)
+            await self.admission.forget(push_id, ref)
         return lines
 
     async def hand_over(self, sub: Submission) -> str:
@@ -161,11 +156,10 @@ class Intake:
         """Settle pushes nobody settled and queue submissions never handed over; how many were fixed."""
         now = time.time() if now is None else now
         fixed = 0
-        async for key in self.redis.scan_iter(match=PENDING_PUSH_PATTERN):
-            created = await self.redis.hget(key, CREATED_FIELD)
+        for push_id in await self.admission.pending_pushes():
+            created = (await self.admission.pending(push_id)).get(CREATED_FIELD)
             if created is None or now - float(created) > STALE_PUSH_SECONDS:
-                name = key.decode() if isinstance(key, bytes) else str(key)
-                fixed += len(await self.settle(name.rsplit(":", 1)[1]))
+                fixed += len(await self.settle(push_id))
         for sub in await asyncio.to_thread(self.submissions.not_handed_over):
             await self.hand_over(sub)
             fixed += 1

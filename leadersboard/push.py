@@ -77,7 +77,7 @@ def analyze_push(
         if problems:
             result.problems.extend(problems)
             continue
-        commit = repo[update.new]
+        commit = repo[update.new].peel(pygit2.Commit)
         base = _base_tree(repo, before, update)
         for name, tree in _changed_top_level(repo, base, commit.tree, result.problems, update):
             report = check_folder(GitFolder(repo, tree, name), datasets, limits)
@@ -96,6 +96,12 @@ def _ref_problems(repo: pygit2.Repository, user: str, update: RefUpdate) -> list
                         "submission history is append-only; push a new commit instead")]
     if repo.get(update.new) is None or repo[update.new].type != ObjectType.COMMIT:
         return [Problem("branch", update.short, "only commits can be pushed to a branch", "push a commit")]
+    if update.old == ZERO_OID:
+        clash = _name_clash(repo, update.ref)
+        if clash:
+            return [Problem("branch", update.short, f"the branch {clash} exists, and git cannot keep a branch and a "
+                            "folder of branches under one name (users/NAME beside users/NAME/TOPIC)",
+                            f"push to {clash} instead, or choose a topic name that does not clash")]
     if update.old != ZERO_OID and update.old != update.new and not repo.descendant_of(update.new, update.old):
         return [Problem("history", update.short,
                         "this push rewrites history (not a fast-forward); force-pushing is not allowed",
@@ -103,18 +109,31 @@ def _ref_problems(repo: pygit2.Repository, user: str, update: RefUpdate) -> list
     return []
 
 
+def _name_clash(repo: pygit2.Repository, ref: str) -> str | None:
+    """An existing branch that shares a path with `ref` as file and folder (git refuses both)."""
+    parts = ref.split("/")
+    for i in range(3, len(parts)):
+        prefix = "/".join(parts[:i])
+        if prefix in repo.references:
+            return prefix.removeprefix("refs/heads/")
+    for name in repo.references:
+        if name.startswith(ref + "/"):
+            return str(name).removeprefix("refs/heads/")
+    return None
+
+
 def _base_tree(repo: pygit2.Repository, before: pygit2.Repository, update: RefUpdate) -> pygit2.Tree | None:
     """The tree the push is compared with: the old tip, or for a new branch the newest commit on
     its first-parent line that the repository already had (nothing, for a new history)."""
     if update.old != ZERO_OID:
-        return repo[update.old].tree
-    commit = repo[update.new]
+        return repo[update.old].peel(pygit2.Tree)
+    commit = repo[update.new].peel(pygit2.Commit)
     while True:
         if commit.id in before:
             return commit.tree
         if not commit.parent_ids:
             return None
-        commit = repo[commit.parent_ids[0]]
+        commit = repo[commit.parent_ids[0]].peel(pygit2.Commit)
 
 
 def _changed_top_level(
@@ -131,7 +150,7 @@ def _changed_top_level(
         if old is not None and old.id == entry.id and old.filemode == entry.filemode:
             continue
         if entry.filemode == FileMode.TREE:
-            yield name, repo[entry.id]
+            yield name, repo[entry.id].peel(pygit2.Tree)
         elif entry.filemode == FileMode.LINK:
             problems.append(Problem("symlink", name, "symbolic links are not allowed",
                                     "replace the link with a real folder or file"))

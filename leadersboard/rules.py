@@ -145,7 +145,7 @@ def _read_submission_yaml(
         return {}, entrypoint, config_file
     for key, kind in SUBMISSION_KEYS.items():
         value = data.get(key)
-        if value is not None and (not isinstance(value, kind) or len(value) > MAX_TEXT):
+        if value is not None and (not isinstance(value, kind) or len(str(value)) > MAX_TEXT):
             problems.append(Problem("submission-yaml", shown, f"'{key}' must be text of at most {MAX_TEXT} characters",
                                     f"write '{key}:' followed by text"))
     for key in ("entrypoint", "config"):

@@ -16,7 +16,6 @@ import yaml
 CONFIG_FILE = "leadersboard.yaml"
 REPO_DIR = "submissions.git"
 DB_FILE = "leadersboard.db"
-HOOK_SECRET_FILE = "hook.secret"
 DEFAULT_HOME = Path.home() / ".leadersboard"
 
 
@@ -58,10 +57,6 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.home / DB_FILE
-
-    @property
-    def hook_secret_path(self) -> Path:
-        return self.home / HOOK_SECRET_FILE
 
     @property
     def run_dir(self) -> Path:
@@ -119,7 +114,7 @@ def _read_config(path: Path) -> dict[str, Any]:
     return data
 
 
-def _section(raw: dict[str, Any], name: str, kind: type) -> dict[str, int]:
+def _section(raw: dict[str, Any], name: str, kind: type[Limits]) -> dict[str, int]:
     section = raw.get(name) or {}
     if not isinstance(section, dict):
         raise SettingsError(f"Config section '{name}' must be a mapping")

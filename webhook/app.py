@@ -120,7 +120,7 @@ def create_app(settings: Settings) -> Any:
         if scope["type"] == "http" and scope["path"].startswith("/git/"):
             await git(scope, receive, send)
         else:
-            await api(scope, receive, send)
+            await api(scope, receive, send)  # type: ignore[arg-type]  # ASGI's scope is a dict either way
 
     app.api = api  # type: ignore[attr-defined]
     return app

@@ -31,6 +31,12 @@ SMART_PATHS = {
     f"/{REPO_DIR}/git-receive-pack": "POST",
 }
 CHUNK = 64 * 1024
+CGI_HEADERS = (
+    (b"content-type", "CONTENT_TYPE"),
+    (b"content-length", "CONTENT_LENGTH"),  # absent for chunked bodies: then stdin's end ends the body
+    (b"content-encoding", "HTTP_CONTENT_ENCODING"),  # git gzips large bodies; http-backend inflates
+    (b"git-protocol", "GIT_PROTOCOL"),
+)
 
 
 class PushRegistry:
@@ -140,8 +146,7 @@ class GitHttpApp:
             "REMOTE_ADDR": (scope.get("client") or ("", 0))[0],
             "GIT_CONFIG_NOSYSTEM": "1",
         }
-        for header, var in ((b"content-type", "CONTENT_TYPE"), (b"content-length", "CONTENT_LENGTH"),
-                            (b"content-encoding", "HTTP_CONTENT_ENCODING"), (b"git-protocol", "GIT_PROTOCOL")):
+        for header, var in CGI_HEADERS:
             value = _header(scope, header)
             if value is not None:
                 env[var] = value
@@ -173,7 +178,7 @@ async def _feed(receive: Receive, stdin: asyncio.StreamWriter) -> None:
 
 
 async def _read_cgi_headers(stdout: asyncio.StreamReader) -> tuple[int, list[tuple[bytes, bytes]]]:
-    status, headers = 200, []
+    status, headers = 200, list[tuple[bytes, bytes]]()
     while True:
         line = (await stdout.readline()).rstrip(b"\r\n")
         if not line:
@@ -193,7 +198,9 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def _plain(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _plain(
+    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
     await send({"type": "http.response.body", "body": body})
