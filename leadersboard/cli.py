@@ -154,3 +154,19 @@ def serve(home: Path | None, api_port: int | None, host: str | None) -> None:
 
     settings = _instance(home).with_overrides(api_port=api_port, api_host=host)
     run(settings)
+
+
+@main.command()
+def demo() -> None:
+    """Run the whole flow once on a throw-away instance with generated data and the example model."""
+    from .demo import DemoError, run_demo
+
+    try:
+        home = run_demo(click.echo)
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"demo instance kept at {home}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs LeadersBoard into ./.venv, with the system packages it needs (git, redis-server).
-#   bash scripts/install.sh          what the platform needs
+#   bash scripts/install.sh          the platform and what submissions run with (anomalib, torch)
 #   bash scripts/install.sh --test   also what the test suite needs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras=""
-[[ ${1:-} == --test ]] && extras="[test]"
+extras="[anomalib]"
+[[ ${1:-} == --test ]] && extras="[anomalib,test]"
 
 missing=()
 command -v git >/dev/null || missing+=(git)
