@@ -1,4 +1,4 @@
-"""The instance's SQLite database: users, tokens and submissions.
+"""The instance's SQLite database: users, tokens, submissions and the job index.
 
 One short-lived connection per unit of work; WAL mode lets the API, the hooks' handlers and the
 CLI read while one of them writes.
@@ -41,18 +41,15 @@ CREATE TABLE IF NOT EXISTS submissions (
     handed_over INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS submissions_user ON submissions(user, created_at);
+-- An index only: a job's state lives in its MLflow run (see leadersboard/jobs.py).
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
     submission_id TEXT NOT NULL REFERENCES submissions(id),
     user TEXT NOT NULL,
     benchmark TEXT NOT NULL,
-    status TEXT NOT NULL,
     resource_class TEXT,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    error TEXT,
-    metrics TEXT NOT NULL DEFAULT '{}'
+    created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user, created_at);
 """

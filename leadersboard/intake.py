@@ -21,7 +21,7 @@ from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from .admission import Admission
-from .jobs import Job, JobStore
+from .jobs import JobStore
 from .push import RefUpdate, analyze_push
 from .rules import Problem
 from .settings import Settings
@@ -33,6 +33,11 @@ RESOURCE_CLASS = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 CREATED_FIELD = "_created"
 STALE_PUSH_SECONDS = 600
 JOB_FUNCTION = "run_job"
+
+
+async def enqueue(queue: ArqRedis, queue_name: str, job_id: str, run_id: str) -> bool:
+    """Queue the job once: arq refuses a second entry with the same id while one exists."""
+    return await queue.enqueue_job(JOB_FUNCTION, job_id, run_id, _job_id=job_id, _queue_name=queue_name) is not None
 
 
 @dataclass
@@ -73,7 +78,9 @@ class Intake:
         self.queue = queue
         self.admission = Admission(redis, settings.limits)
         self.submissions = SubmissionStore(settings.db_path)
-        self.jobs = JobStore(settings.db_path)
+        if not settings.mlflow_tracking_uri:
+            raise ValueError("Intake needs an MLflow tracking URI (settings.mlflow_tracking_uri)")
+        self.jobs = JobStore(settings.mlflow_tracking_uri, settings.db_path)
 
     async def pre_receive(
         self, user: str, push_id: str, updates_text: str, quarantine: str | None, raw_options: list[str]
@@ -139,16 +146,13 @@ class Intake:
             await asyncio.to_thread(self.submissions.mark_handed_over, sub.id)
             return (f"LeadersBoard: {sub.folder}: submission {sub.id} recorded without a job (run=false); "
                     f"start it with POST {base}/jobs")
-        job = Job(id=sub.job_id, submission_id=sub.id, user=sub.user, benchmark=sub.benchmark,
-                  resource_class=sub.resource_class, created_at=sub.created_at)
-        await asyncio.to_thread(self.jobs.create, job)
-        follow = f"follow it at {base}/jobs/{job.id}/status"
+        follow = f"follow it at {base}/jobs/{sub.job_id}/status"
         try:
-            await self.queue.enqueue_job(JOB_FUNCTION, job.id, _job_id=job.id,
-                                         _queue_name=self.settings.queue_name)
-        except Exception:  # Redis away: the job is recorded; the reconciler queues it later
-            log.exception("could not queue job %s; the reconciler will retry", job.id)
-            return f"LeadersBoard: {sub.folder}: job {job.id} created (queueing is delayed); {follow}"
+            job = await asyncio.to_thread(self.jobs.create, sub, sub.job_id)
+            await enqueue(self.queue, self.settings.queue_name, job.id, job.run_id)
+        except Exception:  # MLflow or Redis away: the submission is recorded; the reconciler hands it over later
+            log.exception("could not create or queue job %s; the reconciler will retry", sub.job_id)
+            return f"LeadersBoard: {sub.folder}: job {sub.job_id} accepted (queueing is delayed); {follow}"
         await asyncio.to_thread(self.submissions.mark_handed_over, sub.id)
         return f"LeadersBoard: {sub.folder}: job {job.id} queued on {sub.benchmark}; {follow}"
 

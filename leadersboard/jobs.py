@@ -1,65 +1,205 @@
-"""Job records: one evaluation of one submission, and its status."""
+"""Jobs: one evaluation of one submission.
+
+A job *is* an MLflow run, created at admission with status SCHEDULED in the benchmark's experiment,
+so it survives the loss of Redis or of a worker; Redis only holds the queue. The instance database
+keeps an index (job id -> run id, user) so that the API finds a job without a search; a worker on
+another host needs only MLflow and the run id its queue entry carries.
+"""
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
 from . import db
+from . import tracking_names as tn
+from .submissions import Submission
 
 STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 ACTIVE_STATUSES = ("pending", "running")
+RUN_STATUS = {"pending": "SCHEDULED", "running": "RUNNING", "completed": "FINISHED", "failed": "FAILED",
+              "cancelled": "KILLED"}
+
+TAG_ENTRYPOINT = "leadersboard.entrypoint"
+TAG_CONFIG = "leadersboard.config_file"
+TAG_RESOURCE_CLASS = "leadersboard.resource_class"
+TAG_WORKER = "leadersboard.worker"
+TAG_STARTED_AT = "leadersboard.started_at"
 
 
 @dataclass
 class Job:
     id: str
-    submission_id: str
+    run_id: str
+    status: str
     user: str
     benchmark: str
-    status: str = "pending"
-    resource_class: str | None = None
-    created_at: float = field(default_factory=time.time)
+    submission_id: str
+    folder: str
+    commit: str
+    entrypoint: str
+    config_file: str
+    resource_class: str | None
+    created_at: float
     started_at: float | None = None
     finished_at: float | None = None
     error: str | None = None
+    worker: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    @property
+    def dataset(self) -> str:
+        return self.benchmark.split("/", 1)[0]
+
+    def status_document(self) -> dict[str, Any]:
+        """The shape `GET /jobs/{id}/status` answers with (DESIGN.md)."""
+        return {
+            "job_id": self.id, "submission_id": self.submission_id, "status": self.status,
+            "benchmark": self.benchmark, "created_at": _iso(self.created_at), "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at), "metrics": self.metrics, "error": self.error,
+            "user": self.user, "submission": self.folder, "commit": self.commit,
+        }
 
 
 class JobStore:
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, tracking_uri: str, db_path: Path | None = None) -> None:
+        self.client = MlflowClient(tracking_uri=tracking_uri)
         self.db_path = db_path
+        self._experiments: dict[str, str] = {}
 
-    def create(self, job: Job) -> bool:
-        """Insert `job`; False when a job with its id exists already (events are replayed safely)."""
-        with db.connect(self.db_path) as conn:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO jobs (id, submission_id, user, benchmark, status, resource_class, "
-                "created_at, metrics) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (job.id, job.submission_id, job.user, job.benchmark, job.status, job.resource_class,
-                 job.created_at, json.dumps(job.metrics)),
-            )
-            return cur.rowcount == 1
+    def create(self, sub: Submission, job_id: str) -> Job:
+        """The job `job_id` for `sub`, created once: a replayed event finds the existing one."""
+        existing = self.find(job_id)
+        if existing is not None:
+            return existing
+        tags = {
+            tn.TAG_JOB_ID: job_id, tn.TAG_STATUS: "pending", tn.TAG_USER: sub.user,
+            tn.TAG_SUBMISSION_ID: sub.id, tn.TAG_FOLDER: sub.folder, tn.TAG_COMMIT: sub.commit_id,
+            tn.TAG_GIT_COMMIT: sub.commit_id, tn.TAG_BENCHMARK: sub.benchmark,
+            tn.TAG_SUBMITTED_AT: f"{sub.created_at:.3f}", TAG_ENTRYPOINT: sub.entrypoint,
+            TAG_CONFIG: sub.config_file, "mlflow.user": sub.user,
+        }
+        if sub.resource_class:
+            tags[TAG_RESOURCE_CLASS] = sub.resource_class
+        method = sub.metadata.get("method")
+        if isinstance(method, str):
+            tags[tn.TAG_METHOD] = method
+        run = self.client.create_run(self.experiment_id(sub.benchmark), start_time=int(sub.created_at * 1000),
+                                     tags=tags, run_name=f"{sub.user}/{sub.folder}")
+        self.client.update_run(run.info.run_id, status="SCHEDULED")
+        self._index(job_id, run.info.run_id, sub)
+        return self.read(run.info.run_id)
 
-    def get(self, job_id: str) -> Job | None:
-        with db.connect(self.db_path) as conn:
-            row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return _job(row) if row else None
+    def experiment_id(self, benchmark: str) -> str:
+        if benchmark not in self._experiments:
+            found = self.client.get_experiment_by_name(benchmark)
+            if found is None:
+                try:
+                    self._experiments[benchmark] = self.client.create_experiment(
+                        benchmark, tags={tn.EXPERIMENT_TAG: benchmark})
+                except MlflowException:  # created meanwhile by another process
+                    found = self.client.get_experiment_by_name(benchmark)
+                    if found is None:
+                        raise
+            if found is not None:
+                self._experiments[benchmark] = found.experiment_id
+        return self._experiments[benchmark]
+
+    def find(self, job_id: str) -> Job | None:
+        run_id = self._indexed_run(job_id)
+        if run_id is not None:
+            return self.read(run_id)
+        runs = self.search(f"tags.`{tn.TAG_JOB_ID}` = '{job_id}'", max_results=1)
+        if runs and self.db_path is not None:
+            self._index_run(runs[0])
+        return runs[0] if runs else None
+
+    def read(self, run_id: str) -> Job:
+        return job_from_run(self.client.get_run(run_id))
 
     def for_user(self, user: str) -> list[Job]:
+        """The user's jobs, newest first."""
+        return self.search(f"tags.`{tn.TAG_USER}` = '{user}'")
+
+    def with_status(self, *statuses: str) -> list[Job]:
+        quoted = ", ".join(f"'{s}'" for s in statuses)
+        return self.search(f"tags.`{tn.TAG_STATUS}` IN ({quoted})")
+
+    def search(self, filter_string: str, max_results: int | None = None) -> list[Job]:
+        experiments = [e.experiment_id for e in self.client.search_experiments()]
+        if not experiments:
+            return []
+        jobs: list[Job] = []
+        token = None
+        while True:
+            page = self.client.search_runs(experiments, filter_string, max_results=max_results or 1000,
+                                           order_by=["attributes.start_time DESC"], page_token=token)
+            jobs += [job_from_run(r) for r in page if tn.TAG_JOB_ID in r.data.tags]
+            token = page.token
+            if not token or (max_results and len(jobs) >= max_results):
+                return jobs
+
+    def mark_running(self, run_id: str, worker: str) -> None:
+        self.client.update_run(run_id, status="RUNNING")
+        for key, value in ((tn.TAG_STATUS, "running"), (TAG_WORKER, worker), (TAG_STARTED_AT, f"{time.time():.3f}")):
+            self.client.set_tag(run_id, key, value)
+
+    def finish(self, run_id: str, status: str, error: str | None = None) -> None:
+        """End the job: its status tag, the reason when it did not complete, and the run's end state."""
+        if error:
+            self.client.set_tag(run_id, tn.TAG_ERROR, error[:4000])
+        self.client.set_tag(run_id, tn.TAG_STATUS, status)
+        self.client.set_terminated(run_id, status=RUN_STATUS[status])
+
+    def _indexed_run(self, job_id: str) -> str | None:
+        if self.db_path is None:
+            return None
         with db.connect(self.db_path) as conn:
-            rows = conn.execute("SELECT * FROM jobs WHERE user = ? ORDER BY created_at DESC, id",
-                                (user,)).fetchall()
-        return [_job(r) for r in rows]
+            row = conn.execute("SELECT run_id FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return str(row["run_id"]) if row else None
+
+    def _index(self, job_id: str, run_id: str, sub: Submission) -> None:
+        if self.db_path is None:
+            return
+        with db.connect(self.db_path) as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO jobs (id, run_id, submission_id, user, benchmark, resource_class, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (job_id, run_id, sub.id, sub.user, sub.benchmark, sub.resource_class, sub.created_at))
+
+    def _index_run(self, job: Job) -> None:
+        if self.db_path is None:
+            return
+        with db.connect(self.db_path) as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO jobs (id, run_id, submission_id, user, benchmark, resource_class, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (job.id, job.run_id, job.submission_id, job.user, job.benchmark, job.resource_class, job.created_at))
 
 
-def _job(row: Any) -> Job:
-    values = dict(row)
-    values["metrics"] = json.loads(values["metrics"])
-    return Job(**values)
+def job_from_run(run: Run) -> Job:
+    tags = run.data.tags
+    status = tags.get(tn.TAG_STATUS, "pending")
+    started = tags.get(TAG_STARTED_AT)
+    finished = run.info.end_time / 1000 if run.info.end_time and status not in ACTIVE_STATUSES else None
+    return Job(
+        id=tags.get(tn.TAG_JOB_ID, ""), run_id=run.info.run_id, status=status, user=tags.get(tn.TAG_USER, ""),
+        benchmark=tags.get(tn.TAG_BENCHMARK, ""), submission_id=tags.get(tn.TAG_SUBMISSION_ID, ""),
+        folder=tags.get(tn.TAG_FOLDER, ""), commit=tags.get(tn.TAG_COMMIT, ""),
+        entrypoint=tags.get(TAG_ENTRYPOINT, "main.py"), config_file=tags.get(TAG_CONFIG, "config.yaml"),
+        resource_class=tags.get(TAG_RESOURCE_CLASS), created_at=float(tags.get(tn.TAG_SUBMITTED_AT, 0)),
+        started_at=float(started) if started else None, finished_at=finished, error=tags.get(tn.TAG_ERROR),
+        worker=tags.get(TAG_WORKER), metrics=dict(run.data.metrics),
+    )
+
+
+def _iso(when: float | None) -> str | None:
+    if when is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))

@@ -33,9 +33,23 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class RunnerSettings:
+    """How workers run jobs (section `runner` of the config file)."""
+
+    executor: str = "process"  # process | docker
+    python: str = ""  # interpreter for submissions (process executor); empty: the platform's own
+    heartbeat_seconds: int = 10  # a running job's worker proves it is alive this often
+    reconcile_seconds: int = 30  # how often `serve` looks for lost jobs
+    poll_delay_ms: int = 100  # how often an idle worker looks at the queue
+    log_max_bytes: int = 1024 * 1024  # the live log kept in Redis (the tail); the artifact keeps 5x this
+    max_artifact_bytes: int = 512 * 1024 * 1024  # what a job may copy into MLflow
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     limits: Limits = field(default_factory=Limits)
+    runner: RunnerSettings = field(default_factory=RunnerSettings)
     datasets: dict[str, Path] = field(default_factory=dict)
     redis_url: str | None = None
     mlflow_tracking_uri: str | None = None
@@ -59,6 +73,21 @@ class Settings:
         return self.home / DB_FILE
 
     @property
+    def site_dir(self) -> Path:
+        """Where the static leaderboard is published."""
+        return self.home / "site"
+
+    @property
+    def scratch_dir(self) -> Path:
+        """Jobs' working folders (each removed when its job ends)."""
+        return self.home / "scratch"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        """The MLflow server's database and artifacts, when `serve` starts one."""
+        return self.home / "mlflow"
+
+    @property
     def run_dir(self) -> Path:
         """Pid files, sockets and logs of the services `serve` starts."""
         return self.home / "run"
@@ -78,6 +107,7 @@ class Settings:
         root = Path(home or env.get("LEADERSBOARD_HOME") or DEFAULT_HOME).expanduser().resolve()
         raw = _read_config(root / CONFIG_FILE)
         limits = Limits(**_section(raw, "limits", Limits))
+        runner = RunnerSettings(**_section(raw, "runner", RunnerSettings))
         datasets = {str(k): Path(str(v)) for k, v in (raw.get("datasets") or {}).items()}
         server = raw.get("server") or {}
         if not isinstance(server, dict):
@@ -85,6 +115,7 @@ class Settings:
         settings = cls(
             home=root,
             limits=limits,
+            runner=runner,
             datasets=datasets,
             redis_url=server.get("redis_url"),
             mlflow_tracking_uri=server.get("mlflow_tracking_uri"),
@@ -114,17 +145,20 @@ def _read_config(path: Path) -> dict[str, Any]:
     return data
 
 
-def _section(raw: dict[str, Any], name: str, kind: type[Limits]) -> dict[str, int]:
+def _section(raw: dict[str, Any], name: str, kind: type[Limits] | type[RunnerSettings]) -> dict[str, Any]:
     section = raw.get(name) or {}
     if not isinstance(section, dict):
         raise SettingsError(f"Config section '{name}' must be a mapping")
-    known = set(kind.__dataclass_fields__)
-    unknown = set(section) - known
+    fields = kind.__dataclass_fields__
+    unknown = set(section) - set(fields)
     if unknown:
         raise SettingsError(f"Config section '{name}' has unknown keys: {', '.join(sorted(unknown))}")
-    values: dict[str, int] = {}
+    values: dict[str, Any] = {}
     for key, value in section.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        if isinstance(fields[key].default, str):
+            if not isinstance(value, str):
+                raise SettingsError(f"Config '{name}.{key}' must be text, not {value!r}")
+        elif not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise SettingsError(f"Config '{name}.{key}' must be a whole number ≥ 0, not {value!r}")
         values[key] = value
     return values
@@ -132,9 +166,10 @@ def _section(raw: dict[str, Any], name: str, kind: type[Limits]) -> dict[str, in
 
 def config_document(settings: Settings) -> dict[str, Any]:
     """The config file's content for `settings` (what `init` writes)."""
-    limits = settings.limits
+    limits, runner = settings.limits, settings.runner
     return {
         "limits": {name: getattr(limits, name) for name in limits.__dataclass_fields__},
+        "runner": {name: getattr(runner, name) for name in runner.__dataclass_fields__},
         "datasets": {name: str(path) for name, path in sorted(settings.datasets.items())},
         "server": {
             "api_host": settings.api_host,

@@ -1,0 +1,206 @@
+"""One job, from queue entry to final status: checkout, sandboxed run, results into MLflow.
+
+Errors are caught once, here at the job boundary, and become the job's status and reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from leadersboard import tracking_names as tn
+from leadersboard.admission import Admission
+from leadersboard.constants import heartbeat_key
+from leadersboard.jobs import Job, JobStore
+from leadersboard.settings import Settings
+
+from .checkout import CheckoutError, checkout_folder
+from .livelog import LiveLog
+from .results import ArtifactScope, CopyReport, copy_local_runs
+from .sandbox import Outcome, OutputSink, Sandbox
+
+log = logging.getLogger(__name__)
+
+LOG_ARTIFACT_DIR = "leadersboard"
+
+
+class Executor(Protocol):
+    name: str
+
+    async def run(self, sandbox: Sandbox, on_output: OutputSink) -> Outcome: ...
+
+
+class JobFailed(Exception):
+    """The job cannot run or did not produce a result; the message is shown to the participant."""
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    redis: Redis
+    jobs: JobStore
+    admission: Admission
+    executor: Executor
+    worker_id: str
+    on_job_end: Callable[[], Awaitable[None]] | None = None
+
+
+async def run_job(ctx: dict[str, Any], job_id: str, run_id: str) -> str:
+    """The arq job function: run job `job_id` (MLflow run `run_id`) to its end."""
+    w: WorkerContext = ctx["leadersboard"]
+    job = await asyncio.to_thread(w.jobs.read, run_id)
+    if job.status != "pending":  # a replayed queue entry: the job ran or ended already
+        return f"skipped ({job.status})"
+    await asyncio.to_thread(w.jobs.mark_running, run_id, w.worker_id)
+    scratch = w.settings.scratch_dir / job_id
+    shutil.rmtree(scratch, ignore_errors=True)
+    (scratch / "home").mkdir(parents=True)
+    (scratch / "tmp").mkdir()
+    heartbeat = asyncio.create_task(_beat(w, job_id))
+    livelog = LiveLog(w.redis, job_id, scratch / "job.log", w.settings.runner.log_max_bytes)
+    status: str = "failed"
+    error: str | None = "the job stopped unexpectedly"
+    try:
+        status, error = await _execute(w, job, scratch, livelog)
+    except asyncio.CancelledError:
+        status, error = "cancelled", "cancelled on request"
+        raise
+    except JobFailed as exc:
+        status, error = "failed", str(exc)
+    except Exception as exc:  # the job boundary: anything else is the platform's fault, said once
+        log.exception("job %s: platform error", job_id)
+        status, error = "failed", f"platform error ({type(exc).__name__}); the operators have the details"
+    finally:
+        await asyncio.shield(_finish(w, job, scratch, livelog, status, error, heartbeat))
+    return status
+
+
+async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) -> tuple[str, str | None]:
+    settings = w.settings
+    work = scratch / "work"
+    await livelog.note(f"job {job.id}: {job.user}/{job.folder} at {job.commit[:12]} on {job.benchmark}")
+    try:
+        await asyncio.to_thread(checkout_folder, settings.repo_path, job.commit, job.folder, work)
+    except CheckoutError as exc:
+        raise JobFailed(f"the submission could not be checked out: {exc}") from exc
+    sandbox = _sandbox(settings, job, scratch, work)
+    await livelog.note(f"running {' '.join(sandbox.command[1:])} with the {w.executor.name} executor, "
+                       f"time limit {settings.limits.job_timeout_seconds} s")
+    outcome = await w.executor.run(sandbox, livelog.write)
+    await livelog.note(f"finished in {outcome.runtime_seconds:.1f} s"
+                       + (f" with exit code {outcome.exit_code}" if outcome.exit_code is not None else ""))
+    await asyncio.to_thread(w.jobs.client.log_metric, job.run_id, tn.METRIC_RUNTIME, round(outcome.runtime_seconds, 3))
+    report = await asyncio.to_thread(_copy_results, w, job, scratch, work)
+    if report.skipped_artifacts:
+        await livelog.note("artifacts over the size limit were not kept")
+    if outcome.timed_out:
+        return "failed", (f"stopped after the time limit of {settings.limits.job_timeout_seconds} s; "
+                          "make the run shorter (fewer epochs, smaller images)")
+    if outcome.exit_code != 0:
+        return "failed", f"{job.entrypoint} exited with code {outcome.exit_code}: {_last_line(livelog.path)}"
+    if tn.METRIC_AUROC not in report.metrics:
+        return "failed", ("no 'auroc' metric was logged; log it with mlflow.log_metric('auroc', value) "
+                          "inside mlflow.start_run()")
+    return "completed", None
+
+
+def _sandbox(settings: Settings, job: Job, scratch: Path, work: Path) -> Sandbox:
+    dataset = settings.datasets.get(job.dataset)
+    if dataset is None or not dataset.is_dir():
+        raise JobFailed(f"the data set {job.dataset!r} is not available on this worker")
+    mounts = {entry.name: entry for entry in sorted(dataset.iterdir()) if entry.is_dir()}
+    clash = sorted(name for name in mounts if (work / name).exists())
+    if clash:
+        raise JobFailed(f"the submission has {', '.join(clash)}, which hides the data set folder of that name; "
+                        "rename it")
+    python = settings.runner.python or _platform_python()
+    env = {
+        "PATH": f"{Path(python).parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(scratch / "home"),
+        "TMPDIR": str(scratch / "tmp"),
+        "LANG": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(scratch / "home" / "hf"),
+        "TORCH_HOME": str(scratch / "home" / "torch"),
+        "MPLCONFIGDIR": str(scratch / "tmp"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{scratch / 'mlflow.db'}",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+        "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+        "LEADERSBOARD_JOB_ID": job.id,
+        "LEADERSBOARD_BENCHMARK": job.benchmark,
+    }
+    return Sandbox(workdir=work, command=[python, job.entrypoint], env=env,
+                   timeout_seconds=settings.limits.job_timeout_seconds, data_mounts=mounts)
+
+
+def _copy_results(w: WorkerContext, job: Job, scratch: Path, work: Path) -> CopyReport:
+    store = scratch / "mlflow.db"
+    if not store.is_file():
+        return CopyReport(0, {}, 0, False)
+    scope = ArtifactScope(host=work, budget=w.settings.runner.max_artifact_bytes)
+    return copy_local_runs(f"sqlite:///{store}", w.jobs.client, job.run_id, scope)
+
+
+async def _finish(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog, status: str, error: str | None,
+                  heartbeat: asyncio.Task[None]) -> None:
+    try:
+        await livelog.note(f"status: {status}" + (f" ({error})" if error else ""))
+        await livelog.close()
+        await asyncio.to_thread(_upload_log, w, job, livelog.path)
+        await asyncio.to_thread(w.jobs.finish, job.run_id, status, error)
+    except Exception:  # the reconciler ends jobs left running; say it once here
+        log.exception("job %s: could not record the final status %s", job.id, status)
+    finally:
+        heartbeat.cancel()
+        with contextlib.suppress(RedisError):
+            await w.redis.delete(heartbeat_key(job.id))
+            await w.admission.release(job.user, [], [job.id])
+        shutil.rmtree(scratch, ignore_errors=True)
+        log.info("job %s %s%s", job.id, status, f": {error}" if error else "")
+        if w.on_job_end is not None:
+            await w.on_job_end()
+
+
+def _upload_log(w: WorkerContext, job: Job, path: Path) -> None:
+    if path.is_file():
+        w.jobs.client.log_artifact(job.run_id, str(path), LOG_ARTIFACT_DIR)
+
+
+async def _beat(w: WorkerContext, job_id: str) -> None:
+    """Prove this worker is alive while the job runs; the reconciler ends jobs whose beat stops."""
+    period = max(1, w.settings.runner.heartbeat_seconds)
+    while True:
+        with contextlib.suppress(RedisError):
+            await w.redis.set(heartbeat_key(job_id), w.worker_id, ex=3 * period)
+        await asyncio.sleep(period)
+
+
+def _last_line(path: Path) -> str:
+    """The last line the submission printed (its error, usually), for the failure reason."""
+    try:
+        with path.open("rb") as file:
+            file.seek(0, 2)
+            file.seek(max(0, file.tell() - 8192))
+            lines = [line for line in file.read().decode(errors="replace").splitlines()
+                     if line.strip() and not line.startswith("[leadersboard]")]
+    except OSError:
+        return "see the log"
+    return lines[-1][:500] if lines else "it printed nothing"
+
+
+def _platform_python() -> str:
+    return sys.executable
+

@@ -1,0 +1,111 @@
+"""The sandbox a submission runs in, as a typed description, and the process executor.
+
+The process executor is for machines without Docker: the submission runs as a child process in
+its own session, with a scrubbed environment, a wall-clock limit that kills its whole process group,
+and no way to outlive the worker (PR_SET_PDEATHSIG). It cannot cut the network or hide the host's
+files from code running as the same OS user; the Docker executor does (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import resource
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+KILL_GRACE_SECONDS = 5.0
+READ_CHUNK = 16 * 1024
+PR_SET_PDEATHSIG = 1
+
+OutputSink = Callable[[bytes], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    workdir: Path
+    command: list[str]
+    env: dict[str, str]
+    timeout_seconds: float
+    max_file_bytes: int = 8 * 1024**3
+    network: bool = False
+    data_mounts: dict[str, Path] = field(default_factory=dict)  # name in workdir -> read-only data folder
+
+
+@dataclass(frozen=True)
+class Outcome:
+    exit_code: int | None
+    timed_out: bool
+    runtime_seconds: float
+
+
+class ProcessExecutor:
+    name = "process"
+
+    async def run(self, sandbox: Sandbox, on_output: OutputSink) -> Outcome:
+        for name, source in sandbox.data_mounts.items():
+            (sandbox.workdir / name).symlink_to(source, target_is_directory=True)
+        start = time.monotonic()
+        proc = await asyncio.create_subprocess_exec(
+            *sandbox.command, cwd=sandbox.workdir, env=sandbox.env, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_child_limits(sandbox.max_file_bytes))
+        assert proc.stdout is not None
+        stdout = proc.stdout
+
+        async def pump() -> None:
+            while chunk := await stdout.read(READ_CHUNK):
+                await on_output(chunk)
+            await proc.wait()
+
+        timed_out = False
+        try:
+            await asyncio.wait_for(pump(), sandbox.timeout_seconds)
+        except TimeoutError:
+            timed_out = True
+        finally:
+            # Also when cancelled: nothing the submission started may outlive its job.
+            await _kill_group(proc)
+        return Outcome(None if timed_out else proc.returncode, timed_out, time.monotonic() - start)
+
+
+def _child_limits(max_file_bytes: int) -> Callable[[], None]:
+    def apply() -> None:  # runs in the child between fork and exec
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the worker
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
+
+    return apply
+
+
+async def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    """TERM the whole process group, then KILL what is left after a grace period."""
+
+    def alive() -> bool:
+        return proc.returncode is None or _group_alive(proc.pid)
+
+    if alive():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + KILL_GRACE_SECONDS
+        while alive() and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 0.1)
+        if alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+    await proc.wait()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True

@@ -1,0 +1,61 @@
+"""`leadersboard worker`: one arq worker (one per GPU), running one job at a time.
+
+arq owns polling, signals and aborts; this module only builds its settings and the context the
+job function needs (made on start-up, closed on shutdown — nothing at import time).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from arq import Worker
+from arq.connections import RedisSettings
+from arq.worker import func
+from redis.asyncio import Redis
+
+from leadersboard.admission import Admission
+from leadersboard.jobs import JobStore
+from leadersboard.settings import Settings
+
+from .job import WorkerContext, run_job
+from .sandbox import ProcessExecutor
+
+# arq's own limit sits above ours so that our deadline, which kills the process group, fires first.
+ARQ_MARGIN_SECONDS = 600
+
+
+def build_worker(settings: Settings, burst: bool = False) -> Worker:
+    if not settings.redis_url or not settings.mlflow_tracking_uri:
+        raise ValueError("a worker needs LEADERSBOARD_REDIS_URL and MLFLOW_TRACKING_URI")
+    if settings.runner.executor != "process":
+        raise ValueError(f"unknown executor {settings.runner.executor!r}; this worker supports: process")
+    worker_id = f"{socket.gethostname()}:{os.getpid()}"
+    redis_url, tracking_uri = settings.redis_url, settings.mlflow_tracking_uri
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        redis = Redis.from_url(redis_url)
+        ctx["leadersboard"] = WorkerContext(
+            settings=settings, redis=redis, jobs=JobStore(tracking_uri), admission=Admission(redis, settings.limits),
+            executor=ProcessExecutor(), worker_id=worker_id, on_job_end=ctx.get("on_job_end"))
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        context: WorkerContext | None = ctx.get("leadersboard")
+        if context is not None:
+            await context.redis.aclose()
+
+    return Worker(
+        functions=[func(run_job, name="run_job", max_tries=1)],
+        queue_name=settings.queue_name,
+        redis_settings=RedisSettings.from_dsn(redis_url),
+        max_jobs=1,
+        poll_delay=settings.runner.poll_delay_ms / 1000,
+        allow_abort_jobs=True,
+        job_timeout=settings.limits.job_timeout_seconds + ARQ_MARGIN_SECONDS,
+        keep_result=3600,
+        on_startup=startup,
+        on_shutdown=shutdown,
+        burst=burst,
+        handle_signals=True,
+    )
