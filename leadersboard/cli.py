@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +17,9 @@ from .names import InvalidName
 from .rules import check_folder
 from .settings import Settings, SettingsError
 from .users import UserError, UserStore
+
+QUIET_MLFLOW = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
+                "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 
 home_option = click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="LEADERSBOARD_HOME",
                            help="Instance folder (default: $LEADERSBOARD_HOME, else ~/.leadersboard).")
@@ -40,6 +45,8 @@ def _instance(home: Path | None) -> Settings:
 @click.version_option(package_name="leadersboard")
 def main() -> None:
     """LeadersBoard: git push an anomaly-detection model, get it evaluated, see it ranked."""
+    for name, value in QUIET_MLFLOW.items():  # for us and every process we start
+        os.environ.setdefault(name, value)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
@@ -147,13 +154,36 @@ def validate(path: Path, home: Path | None) -> None:
 @main.command()
 @home_option
 @click.option("--api-port", type=int, help="Port of the API and git server (default 8010).")
+@click.option("--mlflow-port", type=int, help="Port of the MLflow server it starts (default 5010).")
 @click.option("--host", help="Address to listen on (default 127.0.0.1).")
-def serve(home: Path | None, api_port: int | None, host: str | None) -> None:
-    """Run the platform: Redis (unless configured), API and git over HTTP."""
+@click.option("--workers", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Worker processes to run here (one per GPU).")
+@click.option("--executor", type=click.Choice(["process"]), help="How workers run submissions.")
+def serve(home: Path | None, api_port: int | None, mlflow_port: int | None, host: str | None, workers: int,
+          executor: str | None) -> None:
+    """Run the platform: Redis and MLflow (unless configured), workers, API and git over HTTP."""
     from leadersboard.webhook.serve import serve as run
 
-    settings = _instance(home).with_overrides(api_port=api_port, api_host=host)
-    run(settings)
+    settings = _instance(home).with_overrides(api_port=api_port, api_host=host, mlflow_port=mlflow_port)
+    if executor:
+        settings = replace(settings, runner=replace(settings.runner, executor=executor))
+    run(settings, workers=workers)
+
+
+@main.command()
+@home_option
+@click.option("--gpu", help="The GPU this worker owns (CUDA_VISIBLE_DEVICES for its jobs).")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+def worker(home: Path | None, gpu: str | None, burst: bool) -> None:
+    """Run one worker (one per GPU; any number of hosts sharing Redis and MLflow)."""
+    from leadersboard.runner.worker import build_worker
+
+    settings = _instance(home)
+    try:
+        built = build_worker(settings, gpu=gpu, burst=burst)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    built.run()
 
 
 @main.command()

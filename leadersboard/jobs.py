@@ -128,8 +128,8 @@ class JobStore:
         return self.search(f"tags.`{tn.TAG_USER}` = '{user}'")
 
     def with_status(self, *statuses: str) -> list[Job]:
-        quoted = ", ".join(f"'{s}'" for s in statuses)
-        return self.search(f"tags.`{tn.TAG_STATUS}` IN ({quoted})")
+        # MLflow's filter has no IN for tags: one search per status (few jobs are ever active).
+        return [job for status in statuses for job in self.search(f"tags.`{tn.TAG_STATUS}` = '{status}'")]
 
     def search(self, filter_string: str, max_results: int | None = None) -> list[Job]:
         experiments = [e.experiment_id for e in self.client.search_experiments()]

@@ -52,6 +52,7 @@ class WorkerContext:
     admission: Admission
     executor: Executor
     worker_id: str
+    gpu: str | None = None
     on_job_end: Callable[[], Awaitable[None]] | None = None
 
 
@@ -93,7 +94,7 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
         await asyncio.to_thread(checkout_folder, settings.repo_path, job.commit, job.folder, work)
     except CheckoutError as exc:
         raise JobFailed(f"the submission could not be checked out: {exc}") from exc
-    sandbox = _sandbox(settings, job, scratch, work)
+    sandbox = _sandbox(settings, job, scratch, work, w.gpu)
     await livelog.note(f"running {' '.join(sandbox.command[1:])} with the {w.executor.name} executor, "
                        f"time limit {settings.limits.job_timeout_seconds} s")
     outcome = await w.executor.run(sandbox, livelog.write)
@@ -114,7 +115,7 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
     return "completed", None
 
 
-def _sandbox(settings: Settings, job: Job, scratch: Path, work: Path) -> Sandbox:
+def _sandbox(settings: Settings, job: Job, scratch: Path, work: Path, gpu: str | None) -> Sandbox:
     dataset = settings.datasets.get(job.dataset)
     if dataset is None or not dataset.is_dir():
         raise JobFailed(f"the data set {job.dataset!r} is not available on this worker")
@@ -139,6 +140,7 @@ def _sandbox(settings: Settings, job: Job, scratch: Path, work: Path) -> Sandbox
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "DO_NOT_TRACK": "true",
         "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+        "CUDA_VISIBLE_DEVICES": gpu or "",  # one GPU per worker; none when the worker has none
         "LEADERSBOARD_JOB_ID": job.id,
         "LEADERSBOARD_BENCHMARK": job.benchmark,
     }

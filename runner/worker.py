@@ -24,9 +24,10 @@ from .sandbox import ProcessExecutor
 
 # arq's own limit sits above ours so that our deadline, which kills the process group, fires first.
 ARQ_MARGIN_SECONDS = 600
+HEALTH_CHECK_SECONDS = 10  # /healthz sees a worker as alive while arq's health key is fresh
 
 
-def build_worker(settings: Settings, burst: bool = False) -> Worker:
+def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False) -> Worker:
     if not settings.redis_url or not settings.mlflow_tracking_uri:
         raise ValueError("a worker needs LEADERSBOARD_REDIS_URL and MLFLOW_TRACKING_URI")
     if settings.runner.executor != "process":
@@ -38,7 +39,7 @@ def build_worker(settings: Settings, burst: bool = False) -> Worker:
         redis = Redis.from_url(redis_url)
         ctx["leadersboard"] = WorkerContext(
             settings=settings, redis=redis, jobs=JobStore(tracking_uri), admission=Admission(redis, settings.limits),
-            executor=ProcessExecutor(), worker_id=worker_id, on_job_end=ctx.get("on_job_end"))
+            executor=ProcessExecutor(), worker_id=worker_id, gpu=gpu, on_job_end=ctx.get("on_job_end"))
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         context: WorkerContext | None = ctx.get("leadersboard")
@@ -58,4 +59,5 @@ def build_worker(settings: Settings, burst: bool = False) -> Worker:
         on_shutdown=shutdown,
         burst=burst,
         handle_signals=True,
+        health_check_interval=HEALTH_CHECK_SECONDS,
     )

@@ -1,33 +1,94 @@
-"""`leadersboard serve`: the whole platform on one machine, stopped cleanly on Ctrl-C / SIGTERM."""
+"""`leadersboard serve`: the whole platform on one machine, stopped cleanly on Ctrl-C / SIGTERM.
+
+Starts what is not configured (Redis, the MLflow server), N worker processes kept alive by a
+supervisor thread, and the API + git server in this process.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+import os
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field, replace
 
 import uvicorn
 
-from leadersboard.redis_server import RedisServer, start_redis
+from leadersboard.mlflow_server import start_mlflow
+from leadersboard.redis_server import start_redis
 from leadersboard.settings import Settings
 
 from .app import create_app
 
 log = logging.getLogger(__name__)
+RESTART_PAUSE_SECONDS = 1.0
 
 
-def serve(settings: Settings) -> None:
-    started: list[RedisServer] = []
+@dataclass
+class WorkerPool:
+    """Worker processes, restarted when one dies (a job it ran is ended by the reconciler)."""
+
+    settings: Settings
+    count: int
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        self.processes = [self._spawn(i) for i in range(self.count)]
+        threading.Thread(target=self._supervise, name="worker-supervisor", daemon=True).start()
+
+    def _spawn(self, index: int) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "LEADERSBOARD_HOME": str(self.settings.home),
+               "LEADERSBOARD_REDIS_URL": self.settings.redis_url or "",
+               "MLFLOW_TRACKING_URI": self.settings.mlflow_tracking_uri or ""}
+        command = [sys.executable, "-m", "leadersboard.cli", "worker", "--gpu", str(index)]
+        return subprocess.Popen(command, env=env, start_new_session=True)
+
+    def _supervise(self) -> None:
+        while not self.stopping.wait(RESTART_PAUSE_SECONDS):
+            for index, proc in enumerate(self.processes):
+                if proc.poll() is not None and not self.stopping.is_set():
+                    log.warning("worker %d (pid %d) exited with %s; starting a new one", index, proc.pid,
+                                proc.returncode)
+                    self.processes[index] = self._spawn(index)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for proc in self.processes:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.processes:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def serve(settings: Settings, workers: int = 1) -> None:
+    stops: list[tuple[str, object]] = []
     try:
         if not settings.redis_url:
-            server = start_redis(settings.run_dir / "redis")
-            started.append(server)
-            settings = replace(settings, redis_url=server.url)
-            log.info("started redis-server on 127.0.0.1:%s", server.port)
-        config = uvicorn.Config(create_app(settings), host=settings.api_host, port=settings.api_port,
-                                log_level="warning", lifespan="on")
-        print(f"LeadersBoard API and git on {settings.base_url} "
-              f"(clone {settings.base_url}/git/submissions.git); Ctrl-C stops", flush=True)
-        uvicorn.Server(config).run()  # handles SIGINT/SIGTERM with a graceful shutdown
+            redis = start_redis(settings.run_dir / "redis")
+            stops.append(("redis-server", redis))
+            settings = replace(settings, redis_url=redis.url)
+        if not settings.mlflow_tracking_uri:
+            print(f"starting MLflow on 127.0.0.1:{settings.mlflow_port} ...", flush=True)
+            mlflow = start_mlflow(settings.mlflow_dir, settings.mlflow_port)
+            stops.append(("mlflow", mlflow))
+            settings = replace(settings, mlflow_tracking_uri=mlflow.url)
+        pool = WorkerPool(settings, workers)
+        pool.start()
+        stops.append(("workers", pool))
+        config = uvicorn.Config(create_app(settings, expect_workers=workers > 0), host=settings.api_host,
+                                port=settings.api_port, log_level="warning", lifespan="on")
+        print(f"LeadersBoard on {settings.base_url}: git {settings.base_url}/git/submissions.git, "
+              f"leaderboard {settings.base_url}/leaderboard/, MLflow {settings.mlflow_tracking_uri}; "
+              f"{workers} worker(s); Ctrl-C stops", flush=True)
+        uvicorn.Server(config).run()  # returns after a graceful shutdown on SIGINT/SIGTERM
     finally:
-        for process in reversed(started):
-            process.stop()
+        for name, part in reversed(stops):
+            log.info("stopping %s", name)
+            part.stop()  # type: ignore[attr-defined]

@@ -1,0 +1,100 @@
+"""The reconciler: makes the queue agree with the durable records after a loss.
+
+- pushes nobody settled and submissions never handed over get their jobs (Intake.reconcile);
+- pending jobs with no queue entry are queued again (after Redis was lost, say);
+- running jobs whose worker stopped beating are ended as failed, with the reason;
+- the admission counters of active jobs are rebuilt from the jobs themselves.
+Every step is idempotent; `serve` runs it every `runner.reconcile_seconds`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import cast
+
+from arq.connections import ArqRedis
+from redis.asyncio import Redis
+
+from .admission import Admission
+from .constants import active_key, heartbeat_key
+from .intake import Intake, enqueue
+from .jobs import Job, JobStore
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Slots younger than this may belong to a push whose job is being created right now.
+SLOT_GRACE_SECONDS = 600
+
+
+@dataclass
+class ReconcileReport:
+    handed_over: int = 0
+    requeued: int = 0
+    ended: int = 0
+    slots_restored: int = 0
+
+    def __bool__(self) -> bool:
+        return any((self.handed_over, self.requeued, self.ended, self.slots_restored))
+
+
+class Reconciler:
+    def __init__(self, settings: Settings, redis: Redis, queue: ArqRedis, intake: Intake, jobs: JobStore) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.queue = queue
+        self.intake = intake
+        self.jobs = jobs
+        self.admission = Admission(redis, settings.limits)
+
+    async def run_once(self, now: float | None = None) -> ReconcileReport:
+        now = time.time() if now is None else now
+        report = ReconcileReport(handed_over=await self.intake.reconcile(now))
+        active = await asyncio.to_thread(self.jobs.with_status, "pending", "running")
+        grace = 2 * max(1, self.settings.runner.heartbeat_seconds)
+        for job in active:
+            if job.status == "pending":
+                if await enqueue(self.queue, self.settings.queue_name, job.id, job.run_id):
+                    report.requeued += 1
+                    log.info("re-queued job %s (it had no queue entry)", job.id)
+            elif now - (job.started_at or 0) > grace and not await self.redis.exists(heartbeat_key(job.id)):
+                reason = "the worker running this job stopped unexpectedly; push again to retry"
+                await asyncio.to_thread(self.jobs.finish, job.run_id, "failed", reason)
+                await self.admission.release(job.user, [], [job.id])
+                report.ended += 1
+                log.warning("ended job %s: its worker %s stopped beating", job.id, job.worker)
+        report.slots_restored = await self._restore_slots(active, now)
+        return report
+
+    async def _restore_slots(self, active: list[Job], now: float) -> int:
+        """Active jobs hold an admission slot each, whatever Redis forgot; ended jobs hold none."""
+        restored = 0
+        by_user: dict[str, set[str]] = {}
+        for job in active:
+            if job.status in ("pending", "running"):
+                by_user.setdefault(job.user, set()).add(job.id)
+        for user, ids in by_user.items():
+            for job_id in ids:
+                added = await cast(Awaitable[int], self.redis.zadd(active_key(user), {job_id: now}, nx=True))
+                restored += added
+        async for key in self.redis.scan_iter(match=active_key("*")):
+            user = key.decode().split(":")[2]
+            for member, score in await self.redis.zrange(key, 0, -1, withscores=True):
+                job_id = member.decode()
+                if job_id not in by_user.get(user, set()) and now - score > SLOT_GRACE_SECONDS:
+                    await self.redis.zrem(key, job_id)
+        return restored
+
+    async def forever(self) -> None:
+        while True:
+            try:
+                report = await self.run_once()
+                if report:
+                    log.info("reconciled: %s", report)
+            except Exception:  # a passing fault (Redis or MLflow restarting): the next round retries
+                log.exception("reconcile round failed")
+            await asyncio.sleep(max(1, self.settings.runner.reconcile_seconds))

@@ -1,0 +1,32 @@
+"""Dependencies shared by the routes: the service, and the caller from their Bearer token."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from .service import Service
+
+
+def get_service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+async def current_user(request: Request, service: ServiceDep) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(401, "Missing token: send 'Authorization: Bearer <token>'",
+                            headers={"WWW-Authenticate": 'Bearer realm="LeadersBoard"'})
+    user = await service.authenticate(None, token.strip())
+    if user is None:
+        raise HTTPException(401, "Invalid or revoked token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    return user
+
+
+CurrentUser = Annotated[str, Depends(current_user)]

@@ -1,0 +1,31 @@
+"""POST /internal/hooks/{name}: where our git hooks hand a push over (not part of the public API)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+
+from ..deps import ServiceDep
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.post("/internal/hooks/{hook}")
+async def hook(hook: str, request: Request, service: ServiceDep) -> PlainTextResponse:
+    """Only a push in flight knows its random push id, so nobody else can call this."""
+    push_id = request.headers.get("x-leadersboard-push-id", "")
+    user = service.pushes.user(push_id)
+    if user is None:
+        return PlainTextResponse("LeadersBoard: push over HTTP to the LeadersBoard server.\n", 403)
+    body = (await request.body()).decode("utf-8", errors="replace")
+    if hook == "pre-receive":
+        options = [value.encode("latin-1").decode("utf-8", errors="replace")
+                   for value in request.headers.getlist("x-leadersboard-push-option")]
+        quarantine = request.headers.get("x-leadersboard-quarantine") or None
+        reply = await service.intake.pre_receive(user, push_id, body, quarantine, options)
+        return PlainTextResponse(reply.text, 200 if reply.ok else 403)
+    if hook == "post-receive":
+        refs = [line.split()[2] for line in body.splitlines() if len(line.split()) == 3]
+        lines = await service.intake.settle(push_id, refs)
+        return PlainTextResponse("".join(line + "\n" for line in lines))
+    return PlainTextResponse("unknown hook\n", 404)

@@ -1,0 +1,85 @@
+"""The caller's jobs: list, status, logs, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from arq.jobs import Job as QueueJob
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import PlainTextResponse
+
+from leadersboard.constants import log_key
+from leadersboard.jobs import ACTIVE_STATUSES, Job
+
+from ..deps import CurrentUser, ServiceDep
+from ..service import Service
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+LOG_ARTIFACT = "leadersboard/job.log"
+CANCEL_WAIT_SECONDS = 15
+
+
+async def _own_job(service: Service, job_id: str, user: str) -> Job:
+    job = await asyncio.to_thread(service.jobs.find, job_id) if _plausible(job_id) else None
+    if job is None:
+        raise HTTPException(404, f"No job {job_id}")
+    if job.user != user:
+        raise HTTPException(403, "This job is not yours")
+    return job
+
+
+def _plausible(job_id: str) -> bool:
+    return len(job_id) == 32 and all(c in "0123456789abcdef" for c in job_id)
+
+
+@router.get("")
+async def list_jobs(user: CurrentUser, service: ServiceDep) -> list[dict[str, Any]]:
+    """The caller's jobs, newest first."""
+    jobs = await asyncio.to_thread(service.jobs.for_user, user)
+    return [job.status_document() for job in sorted(jobs, key=lambda j: j.created_at, reverse=True)]
+
+
+@router.get("/{job_id}/status")
+async def job_status(job_id: str, user: CurrentUser, service: ServiceDep) -> dict[str, Any]:
+    """One job's status, times, metrics and, when it failed, why."""
+    return (await _own_job(service, job_id, user)).status_document()
+
+
+@router.get("/{job_id}/logs", response_class=PlainTextResponse)
+async def job_logs(job_id: str, user: CurrentUser, service: ServiceDep) -> PlainTextResponse:
+    """The job's output: live while it runs, kept after it ends."""
+    job = await _own_job(service, job_id, user)
+    live = await service.redis.get(log_key(job.id))
+    if live is not None:
+        return PlainTextResponse(live.decode("utf-8", errors="replace"))
+    text = await asyncio.to_thread(_log_artifact, service, job)
+    return PlainTextResponse(text if text is not None else "")
+
+
+def _log_artifact(service: Service, job: Job) -> str | None:
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = service.jobs.client.download_artifacts(job.run_id, LOG_ARTIFACT, tmp)
+        except Exception:  # no log artifact (the job never started)
+            return None
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+
+
+@router.post("/{job_id}/cancel")
+async def cancel_job(job_id: str, user: CurrentUser, service: ServiceDep) -> dict[str, Any]:
+    """Stop the job (its process or container too); a job that ended stays as it is."""
+    job = await _own_job(service, job_id, user)
+    if job.status not in ACTIVE_STATUSES:
+        raise HTTPException(409, f"The job has ended already ({job.status})")
+    queued = QueueJob(job.id, service.queue, _queue_name=service.settings.queue_name)
+    if job.status == "pending":
+        # Ended first, so a worker that picks the entry up anyway skips it.
+        await asyncio.to_thread(service.jobs.finish, job.run_id, "cancelled", "cancelled on request")
+        await service.intake.admission.release(job.user, [], [job.id])
+    with contextlib.suppress(TimeoutError):  # the worker records the end itself
+        await queued.abort(timeout=0.1 if job.status == "pending" else CANCEL_WAIT_SECONDS, poll_delay=0.1)
+    return (await asyncio.to_thread(service.jobs.read, job.run_id)).status_document()
