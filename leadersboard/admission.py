@@ -76,6 +76,12 @@ class Refusal:
     def __str__(self) -> str:
         return f"[{self.rule}] {self.message}. Fix: {self.fix}"
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers for a 429 answer: when to retry and what is left."""
+        return {"Retry-After": str(self.retry_after),
+                "X-RateLimit-Remaining-Submissions": str(self.remaining_submissions),
+                "X-RateLimit-Remaining-Jobs": str(self.remaining_jobs)}
+
 
 @dataclass(frozen=True)
 class Usage:

@@ -6,6 +6,7 @@ submission pushed with the real git client, and the job followed to its end.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -15,11 +16,13 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .redis_server import free_port
 
 EXAMPLE = Path(__file__).resolve().parent / "examples" / "padim"
 DEMO_USER = "demo"
+STATUS_ICONS = {"pending": "⏳", "running": "⏳", "completed": "✅", "failed": "❌", "cancelled": "⛔"}
 
 Echo = Callable[[str], None]
 
@@ -35,9 +38,9 @@ def run_demo(echo: Echo, home: Path | None = None) -> Path:
     env.pop("LEADERSBOARD_REDIS_URL", None)
     cli = [sys.executable, "-m", "leadersboard.cli"]
 
-    echo(f"1/5 instance in {home}")
+    echo(f"1/6 instance in {home}")
     _run([*cli, "init"], env)
-    echo("2/5 generating a small VisA-like data set (pcb1: normal, anomalous, masks)")
+    echo("2/6 generating a small VisA-like data set (pcb1: normal, anomalous, masks)")
     from .datagen import generate_dataset
 
     data = generate_dataset(home / "datasets" / "visa", layout="visa", categories=("pcb1",))
@@ -45,18 +48,59 @@ def run_demo(echo: Echo, home: Path | None = None) -> Path:
     token = _run([*cli, "user", "add", DEMO_USER], env).strip().splitlines()[-1]
 
     port = free_port()
-    echo(f"3/5 starting the platform on http://127.0.0.1:{port}")
-    server = subprocess.Popen([*cli, "serve", "--api-port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=open(home / "serve.log", "wb"))  # noqa: SIM115
+    echo(f"3/6 starting the platform on http://127.0.0.1:{port} (Redis, MLflow, one worker)")
+    with (home / "serve.log").open("wb") as serve_log:
+        server = subprocess.Popen([*cli, "serve", "--api-port", str(port), "--mlflow-port", str(free_port())],
+                                  env=env, stdout=serve_log, stderr=subprocess.STDOUT)
     try:
         _wait_healthy(port, server)
-        echo("4/5 pushing examples/padim with git")
+        echo("4/6 pushing examples/padim with git")
         job_ids = _push_example(home, port, token, echo)
-        echo(f"5/5 submission queued: job {', '.join(job_ids)}")
+        if len(job_ids) != 1:
+            raise DemoError(f"expected one job from the push, got {job_ids}")
+        echo(f"5/6 following job {job_ids[0]}")
+        job = _follow(port, token, job_ids[0], echo)
+        if job["status"] != "completed":
+            raise DemoError(f"the job ended {job['status']}: {job['error']}\n--- log ---\n"
+                            + _get(port, token, f"/jobs/{job_ids[0]}/logs").decode(errors="replace")[-3000:])
+        metrics = ", ".join(f"{k} = {v:.4g}" for k, v in sorted(job["metrics"].items()))
+        echo(f"6/6 completed: {metrics}")
+        site = _wait_for_site(home / "site")
+        echo(f"leaderboard: {site / 'index.html'} (also at http://127.0.0.1:{port}/leaderboard/ while serving)")
     finally:
         server.terminate()
-        server.wait(30)
+        server.wait(60)
     return home
+
+
+def _follow(port: int, token: str, job_id: str, echo: Echo, timeout: float = 1800) -> dict[str, Any]:
+    """Poll the job's status, saying each change, until it ends."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = json.loads(_get(port, token, f"/jobs/{job_id}/status"))
+        if job["status"] != last:
+            last = job["status"]
+            echo(f"    {time.strftime('%H:%M:%S')} {STATUS_ICONS.get(last, '')} {last}")
+        if job["status"] not in ("pending", "running"):
+            return job
+        time.sleep(1)
+    raise DemoError(f"job {job_id} did not end within {timeout:.0f} s")
+
+
+def _wait_for_site(site: Path, timeout: float = 60) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (site / "index.html").is_file():
+            return site.resolve()
+        time.sleep(0.5)
+    raise DemoError("the leaderboard site was not built")
+
+
+def _get(port: int, token: str, path: str) -> bytes:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 (our own http URL)
+        return bytes(answer.read())
 
 
 def _push_example(home: Path, port: int, token: str, echo: Echo) -> list[str]:

@@ -75,6 +75,12 @@ class SubmissionStore:
             row = conn.execute("SELECT * FROM submissions WHERE id = ?", (sub_id,)).fetchone()
         return _submission(row) if row else None
 
+    def job_count(self, sub_id: str) -> int:
+        """How many jobs the submission has had (the next job's attempt number)."""
+        with db.connect(self.db_path) as conn:
+            row = conn.execute("SELECT COUNT(*) AS n FROM jobs WHERE submission_id = ?", (sub_id,)).fetchone()
+        return int(row["n"])
+
     def not_handed_over(self) -> list[Submission]:
         """Submissions whose job was never created or queued (the reconciler's work list)."""
         with db.connect(self.db_path) as conn:

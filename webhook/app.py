@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from leadersboard import __version__
@@ -40,6 +41,11 @@ def create_app(settings: Settings, expect_workers: bool = False, reconcile: bool
     api.state.service = service
     for module in (health, hooks, jobs):
         api.include_router(module.router)
+
+    @api.exception_handler(RequestValidationError)
+    async def malformed(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return JSONResponse({"detail": f"Malformed request: {problems}"}, status_code=400)
 
     @api.exception_handler(Exception)
     async def server_error(_: Request, exc: Exception) -> JSONResponse:

@@ -25,7 +25,8 @@ async def current_user(request: Request, service: ServiceDep) -> str:
                             headers={"WWW-Authenticate": 'Bearer realm="LeadersBoard"'})
     user = await service.authenticate(None, token.strip())
     if user is None:
-        raise HTTPException(401, "Invalid or revoked token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        raise HTTPException(401, "Invalid or revoked token",
+                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
     return user
 
 

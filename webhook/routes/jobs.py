@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from arq.jobs import Job as QueueJob
 from fastapi import APIRouter, HTTPException
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from leadersboard.constants import log_key
+from leadersboard.intake import enqueue
 from leadersboard.jobs import ACTIVE_STATUSES, Job
+from leadersboard.submissions import job_id as job_id_for
 
 from ..deps import CurrentUser, ServiceDep
 from ..service import Service
@@ -34,6 +38,41 @@ async def _own_job(service: Service, job_id: str, user: str) -> Job:
 
 def _plausible(job_id: str) -> bool:
     return len(job_id) == 32 and all(c in "0123456789abcdef" for c in job_id)
+
+
+class JobConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    resource_class: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+class JobRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    submission_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    config: JobConfig = Field(default_factory=JobConfig)
+
+
+@router.post("", status_code=202)
+async def create_job(body: JobRequest, user: CurrentUser, service: ServiceDep) -> JSONResponse:
+    """Queue a new job for one of the caller's submissions (e.g. one pushed with -o run=false)."""
+    sub = await asyncio.to_thread(service.intake.submissions.get, body.submission_id)
+    if sub is None:
+        raise HTTPException(404, f"No submission {body.submission_id}")
+    if sub.user != user:
+        raise HTTPException(403, "This submission is not yours")
+    attempt = await asyncio.to_thread(service.intake.submissions.job_count, sub.id)
+    sub = replace(sub, job_id=job_id_for(sub.id, attempt), run=True,
+                  resource_class=body.config.resource_class or sub.resource_class)
+    assert sub.job_id is not None
+    refusal = await service.intake.admission.reserve(user, [], [sub.job_id])
+    if refusal is not None:
+        raise HTTPException(429, str(refusal), headers=refusal.headers())
+    try:
+        job = await asyncio.to_thread(service.jobs.create, sub, sub.job_id)
+        await enqueue(service.queue, service.settings.queue_name, job.id, job.run_id)
+    except BaseException:
+        await service.intake.admission.release(user, [], [sub.job_id])  # a refused call leaves nothing behind
+        raise
+    return JSONResponse({"job_id": job.id, "status": job.status}, status_code=202)
 
 
 @router.get("")
