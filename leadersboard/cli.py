@@ -186,6 +186,27 @@ def worker(home: Path | None, gpu: str | None, burst: bool) -> None:
     built.run()
 
 
+@main.group()
+def site() -> None:
+    """The static leaderboard."""
+
+
+@site.command("build")
+@home_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Where to publish (default: HOME/site).")
+def site_build(home: Path | None, out: Path | None) -> None:
+    """Build the leaderboard from the finished jobs in MLflow (needs MLFLOW_TRACKING_URI or the config's)."""
+    from leadersboard.site_generator import build_site
+
+    settings = _settings(home)
+    if not settings.mlflow_tracking_uri:
+        raise click.ClickException("No MLflow to read: set MLFLOW_TRACKING_URI (or server.mlflow_tracking_uri).")
+    target = out or settings.site_dir
+    report = build_site(settings.mlflow_tracking_uri, target, None if out else settings.site_cache_path)
+    click.echo(f"built {target}: {report.ranked} ranked rows on {report.benchmarks} benchmark(s) from "
+               f"{report.entries} completed jobs in {report.seconds:.2f} s")
+
+
 @main.command()
 def demo() -> None:
     """Run the whole flow once on a throw-away instance with generated data and the example model."""

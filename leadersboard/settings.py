@@ -78,6 +78,11 @@ class Settings:
         return self.home / "site"
 
     @property
+    def site_cache_path(self) -> Path:
+        """The site generator's cache of finished jobs (they never change)."""
+        return self.home / "site-cache.json"
+
+    @property
     def scratch_dir(self) -> Path:
         """Jobs' working folders (each removed when its job ends)."""
         return self.home / "scratch"

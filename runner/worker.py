@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from leadersboard.admission import Admission
 from leadersboard.jobs import JobStore
 from leadersboard.settings import Settings
+from leadersboard.site_generator import SiteBuilder
 
 from .job import WorkerContext, run_job
 from .sandbox import ProcessExecutor
@@ -37,11 +38,21 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
 
     async def startup(ctx: dict[str, Any]) -> None:
         redis = Redis.from_url(redis_url)
+        site = SiteBuilder(tracking_uri, settings.site_dir, settings.site_cache_path)
+        await site.start()
+
+        async def job_ended() -> None:
+            site.request_rebuild()  # coalesced: a burst of finished jobs builds once
+
+        ctx["site"] = site
         ctx["leadersboard"] = WorkerContext(
             settings=settings, redis=redis, jobs=JobStore(tracking_uri), admission=Admission(redis, settings.limits),
-            executor=ProcessExecutor(), worker_id=worker_id, gpu=gpu, on_job_end=ctx.get("on_job_end"))
+            executor=ProcessExecutor(), worker_id=worker_id, gpu=gpu, on_job_end=job_ended)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        site: SiteBuilder | None = ctx.get("site")
+        if site is not None:
+            await site.stop()
         context: WorkerContext | None = ctx.get("leadersboard")
         if context is not None:
             await context.redis.aclose()

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from leadersboard import __version__
 from leadersboard.settings import Settings
@@ -41,6 +42,8 @@ def create_app(settings: Settings, expect_workers: bool = False, reconcile: bool
     api.state.service = service
     for module in (health, hooks, jobs):
         api.include_router(module.router)
+    # The published site is a link swapped atomically; StaticFiles resolves it on every request.
+    api.mount("/leaderboard", StaticFiles(directory=settings.site_dir, html=True, check_dir=False), name="leaderboard")
 
     @api.exception_handler(RequestValidationError)
     async def malformed(_: Request, exc: RequestValidationError) -> JSONResponse:
