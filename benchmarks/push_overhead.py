@@ -2,7 +2,8 @@
 
 Two instances served the same way (`leadersboard serve`, same machine, same run):
   hooks     the real instance: pre-receive checks every rule and admits in Redis, post-receive
-            records the submission, creates its job and queues it;
+            records the submission, creates its job (an MLflow run on a real tracking server) and
+            queues it;
   no hooks  the same server over a repository whose hooks were removed (plain git http-backend).
 Prints both medians and their ratio (target: ratio <= 1.5).
 
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+from leadersboard.mlflow_server import start_mlflow
 from leadersboard.redis_server import free_port, start_redis
 
 MAIN = "def main():\n    print({n})\n"
@@ -53,10 +55,13 @@ def make_instance(root: Path, hooks: bool) -> tuple[Path, str]:
     return home, token
 
 
-def serve(home: Path, redis_url: str) -> tuple[subprocess.Popen[bytes], int]:
+def serve(home: Path, redis_url: str, mlflow_url: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    env = {**os.environ, "LEADERSBOARD_HOME": str(home), "LEADERSBOARD_REDIS_URL": redis_url}
-    proc = subprocess.Popen([sys.executable, "-m", "leadersboard.cli", "serve", "--api-port", str(port)],
+    env = {**os.environ, "LEADERSBOARD_HOME": str(home), "LEADERSBOARD_REDIS_URL": redis_url,
+           "MLFLOW_TRACKING_URI": mlflow_url}
+    # No workers: the benchmark measures the push, not the jobs it queues.
+    command = [sys.executable, "-m", "leadersboard.cli", "serve", "--api-port", str(port), "--workers", "0"]
+    proc = subprocess.Popen(command,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -95,12 +100,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lb-bench-") as tmp:
         root = Path(tmp)
         redis = start_redis(root / "redis", appendonly=False)
+        mlflow = start_mlflow(root / "mlflow")
         servers = []
         try:
             works = {}
             for hooks in (True, False):
                 home, token = make_instance(root, hooks)
-                proc, port = serve(home, redis.url)
+                proc, port = serve(home, redis.url, mlflow.url)
                 servers.append(proc)
                 works[hooks] = clone(root, "hooks" if hooks else "plain", port, token)
             times: dict[bool, list[float]] = {True: [], False: []}
@@ -113,6 +119,7 @@ def main() -> None:
             for proc in servers:
                 proc.terminate()
                 proc.wait(10)
+            mlflow.stop()
             redis.stop()
     with_hooks = statistics.median(times[True]) * 1000
     plain = statistics.median(times[False]) * 1000

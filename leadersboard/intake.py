@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 RESOURCE_CLASS = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 CREATED_FIELD = "_created"
 STALE_PUSH_SECONDS = 600
+HAND_OVER_GRACE_SECONDS = 60
 JOB_FUNCTION = "run_job"
 
 
@@ -81,6 +83,7 @@ class Intake:
         if not settings.mlflow_tracking_uri:
             raise ValueError("Intake needs an MLflow tracking URI (settings.mlflow_tracking_uri)")
         self.jobs = JobStore(settings.mlflow_tracking_uri, settings.db_path)
+        self._background: set[asyncio.Task[None]] = set()
 
     async def pre_receive(
         self, user: str, push_id: str, updates_text: str, quarantine: str | None, raw_options: list[str]
@@ -130,31 +133,51 @@ class Intake:
                 continue
             subs = [Submission.from_dict(d) for d in json.loads(payload)]
             if _landed(repo, ref, subs[0].commit_id):
-                for sub in subs:
-                    lines.append(await self.hand_over(sub))
+                # Recorded now (durable); jobs are created and queued just after the push returns,
+                # so a push never waits on MLflow. The reconciler finishes what this could not.
+                await asyncio.to_thread(self.submissions.record_all, subs)
+                lines += [self._accepted_line(sub) for sub in subs]
+                self._in_background(self._hand_over_all([s for s in subs if s.run]))
             else:
                 await self.admission.release(subs[0].user, [s.id for s in subs],
                                              [s.job_id for s in subs if s.job_id])
             await self.admission.forget(push_id, ref)
         return lines
 
-    async def hand_over(self, sub: Submission) -> str:
-        """Record `sub`, create its job and queue it; the line that tells the pusher where to look."""
-        await asyncio.to_thread(self.submissions.record, sub)
+    def _accepted_line(self, sub: Submission) -> str:
         base = self.settings.base_url
         if not sub.run or sub.job_id is None:
-            await asyncio.to_thread(self.submissions.mark_handed_over, sub.id)
             return (f"LeadersBoard: {sub.folder}: submission {sub.id} recorded without a job (run=false); "
                     f"start it with POST {base}/jobs")
-        follow = f"follow it at {base}/jobs/{sub.job_id}/status"
+        return (f"LeadersBoard: {sub.folder}: job {sub.job_id} queued on {sub.benchmark}; "
+                f"follow it at {base}/jobs/{sub.job_id}/status")
+
+    async def hand_over(self, sub: Submission, fresh: bool = False) -> bool:
+        """Create the recorded submission's job and queue it; False when MLflow or Redis failed
+        (the submission stays not handed over, and the reconciler tries again)."""
+        assert sub.job_id is not None
         try:
-            job = await asyncio.to_thread(self.jobs.create, sub, sub.job_id)
+            job = await asyncio.to_thread(self.jobs.create, sub, sub.job_id, fresh)
             await enqueue(self.queue, self.settings.queue_name, job.id, job.run_id)
-        except Exception:  # MLflow or Redis away: the submission is recorded; the reconciler hands it over later
+        except Exception:  # a passing fault, by design recoverable: say it once
             log.exception("could not create or queue job %s; the reconciler will retry", sub.job_id)
-            return f"LeadersBoard: {sub.folder}: job {sub.job_id} accepted (queueing is delayed); {follow}"
+            return False
         await asyncio.to_thread(self.submissions.mark_handed_over, sub.id)
-        return f"LeadersBoard: {sub.folder}: job {job.id} queued on {sub.benchmark}; {follow}"
+        return True
+
+    async def _hand_over_all(self, subs: list[Submission]) -> None:
+        for sub in subs:
+            await self.hand_over(sub, fresh=True)
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for the hand-overs still running (at shutdown)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     async def reconcile(self, now: float | None = None) -> int:
         """Settle pushes nobody settled and queue submissions never handed over; how many were fixed."""
@@ -164,9 +187,9 @@ class Intake:
             created = (await self.admission.pending(push_id)).get(CREATED_FIELD)
             if created is None or now - float(created) > STALE_PUSH_SECONDS:
                 fixed += len(await self.settle(push_id))
-        for sub in await asyncio.to_thread(self.submissions.not_handed_over):
-            await self.hand_over(sub)
-            fixed += 1
+        # Older than a grace period: younger ones are being handed over in the background right now.
+        for sub in await asyncio.to_thread(self.submissions.not_handed_over, now - HAND_OVER_GRACE_SECONDS):
+            fixed += await self.hand_over(sub)
         return fixed
 
 

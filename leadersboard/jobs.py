@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlflow.entities import Run
+from mlflow.entities import Run, RunData, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -73,11 +73,16 @@ class JobStore:
         self.db_path = db_path
         self._experiments: dict[str, str] = {}
 
-    def create(self, sub: Submission, job_id: str) -> Job:
-        """The job `job_id` for `sub`, created once: a replayed event finds the existing one."""
-        existing = self.find(job_id)
-        if existing is not None:
-            return existing
+    def create(self, sub: Submission, job_id: str, fresh: bool = False) -> Job:
+        """The job `job_id` for `sub`, created once: a replayed event finds the existing one.
+
+        `fresh` (the first hand-over of a just-admitted submission) trusts the index alone and skips
+        the slower search in MLflow.
+        """
+        existing = self._indexed_run(job_id) if fresh else None
+        found = self.read(existing) if existing else (None if fresh else self.find(job_id))
+        if found is not None:
+            return found
         tags = {
             tn.TAG_JOB_ID: job_id, tn.TAG_STATUS: "pending", tn.TAG_USER: sub.user,
             tn.TAG_SUBMISSION_ID: sub.id, tn.TAG_FOLDER: sub.folder, tn.TAG_COMMIT: sub.commit_id,
@@ -94,7 +99,7 @@ class JobStore:
                                      tags=tags, run_name=f"{sub.user}/{sub.folder}")
         self.client.update_run(run.info.run_id, status="SCHEDULED")
         self._index(job_id, run.info.run_id, sub)
-        return self.read(run.info.run_id)
+        return job_from_run(Run(run.info, RunData(tags=[RunTag(k, v) for k, v in tags.items()])))
 
     def experiment_id(self, benchmark: str) -> str:
         if benchmark not in self._experiments:

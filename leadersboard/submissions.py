@@ -53,18 +53,24 @@ class SubmissionStore:
     def __init__(self, db_path: Path) -> None:
         self.db_path = db_path
 
-    def record(self, sub: Submission) -> bool:
-        """Insert `sub`; False when it was recorded already."""
+    def record_all(self, subs: list[Submission]) -> int:
+        """Insert the submissions in one transaction (those recorded already are left alone); how many were new.
+
+        One without a job to run (run=false) is handed over by being recorded.
+        """
         with db.connect(self.db_path) as conn:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO submissions (id, user, commit_id, folder, ref, tree_id, entrypoint, "
-                "config_file, benchmark, metadata, resource_class, run, created_at, job_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (sub.id, sub.user, sub.commit_id, sub.folder, sub.ref, sub.tree_id, sub.entrypoint,
-                 sub.config_file, sub.benchmark, json.dumps(sub.metadata, default=str), sub.resource_class,
-                 int(sub.run), sub.created_at, sub.job_id),
-            )
-            return cur.rowcount == 1
+            added = 0
+            for sub in subs:
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO submissions (id, user, commit_id, folder, ref, tree_id, entrypoint, "
+                    "config_file, benchmark, metadata, resource_class, run, created_at, job_id, handed_over) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (sub.id, sub.user, sub.commit_id, sub.folder, sub.ref, sub.tree_id, sub.entrypoint,
+                     sub.config_file, sub.benchmark, json.dumps(sub.metadata, default=str), sub.resource_class,
+                     int(sub.run), sub.created_at, sub.job_id, int(not sub.run)),
+                )
+                added += cur.rowcount
+            return added
 
     def mark_handed_over(self, sub_id: str) -> None:
         with db.connect(self.db_path) as conn:
@@ -81,12 +87,12 @@ class SubmissionStore:
             row = conn.execute("SELECT COUNT(*) AS n FROM jobs WHERE submission_id = ?", (sub_id,)).fetchone()
         return int(row["n"])
 
-    def not_handed_over(self) -> list[Submission]:
-        """Submissions whose job was never created or queued (the reconciler's work list)."""
+    def not_handed_over(self, before: float) -> list[Submission]:
+        """Submissions recorded before `before` whose job was never created or queued (the reconciler's list)."""
         with db.connect(self.db_path) as conn:
             rows = conn.execute(
-                "SELECT * FROM submissions WHERE handed_over = 0 AND run = 1 ORDER BY created_at"
-            ).fetchall()
+                "SELECT * FROM submissions WHERE handed_over = 0 AND run = 1 AND created_at < ? ORDER BY created_at",
+                (before,)).fetchall()
         return [_submission(r) for r in rows]
 
 

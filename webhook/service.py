@@ -40,6 +40,8 @@ class Service:
         self._reconciler = Reconciler(self.settings, self._redis, self._queue, self._intake, self.jobs)
 
     async def stop(self) -> None:
+        if self._intake is not None:
+            await self._intake.drain()
         if self._queue is not None:
             await self._queue.aclose()
         if self._redis is not None:
