@@ -43,15 +43,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_redis(directory: Path, port: int | None = None, appendonly: bool = True) -> RedisServer:
-    """A redis-server on 127.0.0.1 with a random password and its data in `directory`."""
+def start_redis(directory: Path, port: int | None = None, appendonly: bool = True,
+                password: str | None = None) -> RedisServer:
+    """A redis-server on 127.0.0.1 with its data in `directory` (a random password unless given)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RedisStartError("redis-server is not installed: 'apt-get install redis-server', or point "
                               "LEADERSBOARD_REDIS_URL at a running Redis.")
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    password = secrets.token_urlsafe(24)
+    password = password or secrets.token_urlsafe(24)
     config = "\n".join([
         "bind 127.0.0.1", f"port {port}", f"dir {directory}", f"requirepass {password}",
         f"appendonly {'yes' if appendonly else 'no'}", 'save ""', "daemonize no", "loglevel warning",
