@@ -149,7 +149,7 @@ class Intake:
         if not sub.run or sub.job_id is None:
             return (f"LeadersBoard: {sub.folder}: submission {sub.id} recorded without a job (run=false); "
                     f"start it with POST {base}/jobs")
-        return (f"LeadersBoard: {sub.folder}: job {sub.job_id} queued on {sub.benchmark}; "
+        return (f"LeadersBoard: {sub.folder}: job {sub.job_id} accepted on {sub.benchmark}; "
                 f"follow it at {base}/jobs/{sub.job_id}/status")
 
     async def hand_over(self, sub: Submission, fresh: bool = False) -> bool:

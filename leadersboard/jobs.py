@@ -159,8 +159,9 @@ class JobStore:
         """End the job: its status tag, the reason when it did not complete, and the run's end state."""
         if error:
             self.client.set_tag(run_id, tn.TAG_ERROR, error[:4000])
-        self.client.set_tag(run_id, tn.TAG_STATUS, status)
         self.client.set_terminated(run_id, status=RUN_STATUS[status])
+        # Last: whoever reads the final status also finds the end time and the reason.
+        self.client.set_tag(run_id, tn.TAG_STATUS, status)
 
     def _indexed_run(self, job_id: str) -> str | None:
         if self.db_path is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from .admission import Admission
 from .constants import active_key, heartbeat_key
 from .intake import Intake, enqueue
 from .jobs import Job, JobStore
+from .processes import kill_job_processes
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,8 @@ class Reconciler:
                     log.info("re-queued job %s (it had no queue entry)", job.id)
             elif now - (job.started_at or 0) > grace and not await self.redis.exists(heartbeat_key(job.id)):
                 reason = "the worker running this job stopped unexpectedly; push again to retry"
+                if job.worker and job.worker.rsplit(":", 1)[0] == socket.gethostname():
+                    kill_job_processes(job.id)  # what the dead worker started here must not run on
                 await asyncio.to_thread(self.jobs.finish, job.run_id, "failed", reason)
                 await self.admission.release(job.user, [], [job.id])
                 report.ended += 1

@@ -22,6 +22,7 @@ from leadersboard import tracking_names as tn
 from leadersboard.admission import Admission
 from leadersboard.constants import heartbeat_key
 from leadersboard.jobs import Job, JobStore
+from leadersboard.processes import JOB_ENV
 from leadersboard.settings import Settings
 
 from .checkout import CheckoutError, checkout_folder
@@ -141,7 +142,7 @@ def _sandbox(settings: Settings, job: Job, scratch: Path, work: Path, gpu: str |
         "DO_NOT_TRACK": "true",
         "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
         "CUDA_VISIBLE_DEVICES": gpu or "",  # one GPU per worker; none when the worker has none
-        "LEADERSBOARD_JOB_ID": job.id,
+        JOB_ENV: job.id,
         "LEADERSBOARD_BENCHMARK": job.benchmark,
     }
     return Sandbox(workdir=work, command=[python, job.entrypoint], env=env,

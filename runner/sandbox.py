@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from leadersboard.processes import JOB_ENV, kill_job_processes
+
 KILL_GRACE_SECONDS = 5.0
 READ_CHUNK = 16 * 1024
 PR_SET_PDEATHSIG = 1
@@ -69,8 +71,12 @@ class ProcessExecutor:
         except TimeoutError:
             timed_out = True
         finally:
-            # Also when cancelled: nothing the submission started may outlive its job.
+            # Also when cancelled: nothing the submission started may outlive its job, not even a
+            # process that left the group (found by the job id in its environment).
             await _kill_group(proc)
+            job_id = sandbox.env.get(JOB_ENV)
+            if job_id:
+                kill_job_processes(job_id)
         return Outcome(None if timed_out else proc.returncode, timed_out, time.monotonic() - start)
 
 

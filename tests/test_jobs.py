@@ -1,0 +1,410 @@
+"""From push to leaderboard: real redis-server, real MLflow server, real `leadersboard serve` with real
+worker processes, real git over HTTP. Submissions here only use MLflow, so each job takes seconds."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import yaml
+from conftest import LEADERSBOARD, GitClient, Instance, create_instance
+from mlflow.tracking import MlflowClient
+
+from leadersboard.mlflow_server import MlflowServer, start_mlflow
+from leadersboard.redis_server import RedisServer, free_port, start_redis
+
+CONFIG = "model: {{}}\ndata: {{name: {dataset}, init_args: {{name: pcb1}}}}\ntrainer: {{}}\n"
+
+MLFLOW_MAIN = '''import mlflow
+
+
+def main():
+    mlflow.set_experiment("mine")
+    with mlflow.start_run():
+        mlflow.log_param("depth", 3)
+        mlflow.set_tag("team", "blue")
+        mlflow.set_tag("leadersboard.user", "spoofed")
+        for step in range(3):
+            mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+        mlflow.log_metric("auroc", {auroc})
+        mlflow.log_metric("f1_score", {f1})
+        with open("notes.txt", "w") as f:
+            f.write("my artifact")
+        mlflow.log_artifact("notes.txt")
+    print("done: auroc={auroc}")
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+FAILING_MAIN = '''def main():
+    print("loading")
+    raise ValueError("the backbone is missing")
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+# Starts a grandchild too: a time-out must kill the whole process group.
+SLEEPING_MAIN = '''import subprocess
+import sys
+import time
+
+
+def main():
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)  # {marker}"])
+    print("sleeping", flush=True)
+    time.sleep(300)  # {marker}
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+SILENT_MAIN = '''def main():
+    print("I trained something but logged nothing")
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    server = start_mlflow(tmp_path_factory.mktemp("mlflow"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class Platform:
+    """An instance served by `leadersboard serve` with workers, tracking jobs in a real MLflow server."""
+
+    def __init__(self, instance: Instance, redis_url: str, mlflow_url: str, workers: int) -> None:
+        self.instance = instance
+        self.redis_url = redis_url
+        self.mlflow_url = mlflow_url
+        self.workers = workers
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = instance.home / f"serve-{self.port}.log"
+        self.extra_workers: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADERSBOARD_", "MLFLOW_"))}
+        env.update(LEADERSBOARD_HOME=str(self.instance.home), LEADERSBOARD_REDIS_URL=self.redis_url,
+                   MLFLOW_TRACKING_URI=self.mlflow_url, MLFLOW_DISABLE_TELEMETRY="true", PYTHONUNBUFFERED="1")
+        return env
+
+    def start(self) -> Platform:
+        assert LEADERSBOARD
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [LEADERSBOARD, "serve", "--api-port", str(self.port), "--workers", str(self.workers)],
+                env=self.env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while True:
+            assert self.process.poll() is None, f"serve exited:\n{self.log()}"
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"serve did not become healthy:\n{self.log()}"
+            time.sleep(0.2)
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        assert LEADERSBOARD
+        with self.log_path.open("ab") as log:
+            proc = subprocess.Popen([LEADERSBOARD, "worker"], env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+        self.extra_workers.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in [*self.extra_workers, *([self.process] if self.process else [])]:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                    raise AssertionError(f"a platform process ignored SIGTERM:\n{self.log()}") from None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def api(self, method: str, path: str, user: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.instance.tokens[user]}"}
+        return httpx.request(method, f"{self.base_url}{path}", headers=headers, timeout=30, **kwargs)
+
+    def status(self, job_id: str, user: str) -> dict[str, Any]:
+        answer = self.api("GET", f"/jobs/{job_id}/status", user)
+        assert answer.status_code == 200, answer.text
+        result: dict[str, Any] = answer.json()
+        return result
+
+    def wait_status(self, job_id: str, user: str, wanted: tuple[str, ...] = ("completed", "failed", "cancelled"),
+                    timeout: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.status(job_id, user)
+            if job["status"] in wanted:
+                return job
+            assert time.monotonic() < deadline, f"job stayed {job['status']}:\n{self.log()[-3000:]}"
+            time.sleep(0.3)
+
+    def client(self, tmp: Path, user: str) -> GitClient:
+        url = f"http://{user}:{self.instance.tokens[user]}@127.0.0.1:{self.port}/git/submissions.git"
+        git = GitClient(tmp / f"clone-{user}-{uuid.uuid4().hex[:6]}", url, user).init()
+        git.git("checkout", "-q", "-b", f"users/{user}", check=True)
+        return git
+
+    def submit(self, git: GitClient, folder: str, main: str, dataset: str = "visa") -> str:
+        """Push one folder; the job id the push printed."""
+        git.commit(f"submit {folder}", {"main.py": main, "config.yaml": CONFIG.format(dataset=dataset)}, folder)
+        code, out = git.push(f"users/{git.user}")
+        assert code == 0, out
+        ids = [line.split(" job ", 1)[1].split()[0] for line in out.splitlines() if f"{folder}: job " in line]
+        assert len(ids) == 1, out
+        return ids[0]
+
+
+def unique_user() -> str:
+    return "u" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def make_platform(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer,
+                  mlflow_server: MlflowServer) -> Iterator[Callable[..., Platform]]:
+    started: list[Platform] = []
+
+    def make(workers: int = 1, limits: dict[str, int] | None = None, runner: dict[str, int] | None = None,
+             users: int = 1, datasets: tuple[str, ...] = ("visa",), redis_url: str | None = None) -> Platform:
+        inst = create_instance(tmp_path_factory.mktemp("platform"), limits=limits, datasets=datasets,
+                               users=tuple(unique_user() for _ in range(users)))
+        document = yaml.safe_load(inst.config_path.read_text())
+        document["runner"].update({"heartbeat_seconds": 1, "reconcile_seconds": 1, **(runner or {})})
+        inst.config_path.write_text(yaml.safe_dump(document))
+        platform = Platform(inst, redis_url or redis_server.url, mlflow_server.url, workers)
+        started.append(platform)
+        return platform.start()
+
+    yield make
+    for platform in started:
+        platform.stop()
+
+
+def processes_with(marker: str) -> list[int]:
+    """Pids whose command line holds `marker` (to prove nothing a job started is left running)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def run_tags(platform: Platform, job: dict[str, Any]) -> tuple[Any, MlflowClient]:
+    client = MlflowClient(tracking_uri=platform.mlflow_url)
+    runs = [r for e in client.search_experiments() for r in client.search_runs(
+        [e.experiment_id], f"tags.`leadersboard.job_id` = '{job['job_id']}'")]
+    assert len(runs) == 1
+    return runs[0], client
+
+
+def test_push_to_leaderboard(make_platform: Callable[..., Platform], tmp_path: Path) -> None:
+    platform = make_platform()
+    user = next(iter(platform.instance.tokens))
+    git = platform.client(tmp_path, user)
+    job_id = platform.submit(git, "tiny", MLFLOW_MAIN.format(auroc=0.91, f1=0.8))
+
+    job = platform.wait_status(job_id, user)
+    assert job["status"] == "completed", job
+    assert job["metrics"]["auroc"] == pytest.approx(0.91)
+    assert job["metrics"]["f1_score"] == pytest.approx(0.8)
+    assert job["metrics"]["runtime_seconds"] > 0
+    assert job["benchmark"] == "visa/pcb1" and job["error"] is None and job["finished_at"]
+
+    run, client = run_tags(platform, job)
+    tags = run.data.tags
+    commit = git.head()
+    assert run.info.status == "FINISHED"
+    assert tags["leadersboard.user"] == user  # the submission's spoofed platform tag was not copied
+    assert tags["leadersboard.commit"] == commit and tags["mlflow.source.git.commit"] == commit
+    assert tags["leadersboard.folder"] == "tiny" and tags["leadersboard.benchmark"] == "visa/pcb1"
+    assert tags["leadersboard.submission_id"] == job["submission_id"] and tags["team"] == "blue"
+    assert run.data.params == {"depth": "3"}
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "loss")] == pytest.approx([1, 0.5, 1 / 3])
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"notes.txt", "leadersboard"} <= artifacts
+    log_dir = Path(client.download_artifacts(run.info.run_id, "leadersboard", str(tmp_path / "dl")))
+    log_text = (log_dir / "job.log").read_text()
+    assert "done: auroc=0.91" in log_text and "status: completed" in log_text
+    assert platform.api("GET", f"/jobs/{job_id}/logs", user).text.count("done: auroc=0.91") == 1
+
+    listed = platform.api("GET", "/jobs", user).json()
+    assert [j["job_id"] for j in listed] == [job_id]
+    assert not list((platform.instance.home / "scratch").glob("*")), "scratch space was not removed"
+
+    deadline = time.monotonic() + 30
+    board = platform.instance.home / "site" / "leaderboard.json"
+    while not board.exists() and time.monotonic() < deadline:
+        time.sleep(0.3)
+    rows = [r for b in json.loads(board.read_text())["benchmarks"] for r in b["ranking"] if r["job_id"] == job_id]
+    assert len(rows) == 1 and rows[0]["user"] == user and rows[0]["submission"] == "tiny"
+    assert rows[0]["auroc"] == pytest.approx(0.91) and rows[0]["commit"] == commit
+
+
+@pytest.mark.parametrize(
+    ("main", "reason"),
+    [
+        (FAILING_MAIN, "main.py exited with code 1: ValueError: the backbone is missing"),
+        (SILENT_MAIN, "no 'auroc' metric was logged"),
+    ],
+    ids=["exits-non-zero", "logs-nothing"],
+)
+def test_failed_jobs_say_why(make_platform: Callable[..., Platform], tmp_path: Path, main: str, reason: str) -> None:
+    platform = make_platform()
+    user = next(iter(platform.instance.tokens))
+    job_id = platform.submit(platform.client(tmp_path, user), "broken", main)
+    job = platform.wait_status(job_id, user)
+    assert job["status"] == "failed"
+    assert reason in job["error"]
+    assert reason.split(":")[0] in platform.api("GET", f"/jobs/{job_id}/logs", user).text
+    assert not list((platform.instance.home / "scratch").glob("*"))
+    # The job's admission slot is given back: three more may be active at once.
+    client = redis.Redis.from_url(platform.redis_url)
+    try:
+        assert client.zcard(f"leadersboard:quota:{user}:active") == 0
+    finally:
+        client.close()
+
+
+def test_timeout_kills_everything(make_platform: Callable[..., Platform], tmp_path: Path) -> None:
+    platform = make_platform(limits={"job_timeout_seconds": 4})
+    user = next(iter(platform.instance.tokens))
+    marker = f"lb-marker-{uuid.uuid4().hex}"
+    job_id = platform.submit(platform.client(tmp_path, user), "sleepy", SLEEPING_MAIN.format(marker=marker))
+    platform.wait_status(job_id, user, ("running",), timeout=60)
+    job = platform.wait_status(job_id, user, timeout=60)
+    assert job["status"] == "failed"
+    assert "time limit of 4 s" in job["error"]
+    assert processes_with(marker) == [], "the job's processes outlived its time limit"
+    assert not list((platform.instance.home / "scratch").glob("*"))
+
+
+def test_cancel_stops_a_running_job(make_platform: Callable[..., Platform], tmp_path: Path) -> None:
+    platform = make_platform()
+    user = next(iter(platform.instance.tokens))
+    marker = f"lb-marker-{uuid.uuid4().hex}"
+    job_id = platform.submit(platform.client(tmp_path, user), "sleepy", SLEEPING_MAIN.format(marker=marker))
+    platform.wait_status(job_id, user, ("running",), timeout=60)
+    deadline = time.monotonic() + 30
+    while not processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    answer = platform.api("POST", f"/jobs/{job_id}/cancel", user)
+    assert answer.status_code == 200, answer.text
+    job = platform.wait_status(job_id, user, timeout=60)
+    assert job["status"] == "cancelled"
+    assert processes_with(marker) == []
+    assert platform.api("POST", f"/jobs/{job_id}/cancel", user).status_code == 409
+
+
+def test_worker_killed_mid_job_does_not_stay_running(make_platform: Callable[..., Platform], tmp_path: Path) -> None:
+    platform = make_platform()
+    user = next(iter(platform.instance.tokens))
+    marker = f"lb-marker-{uuid.uuid4().hex}"
+    job_id = platform.submit(platform.client(tmp_path, user), "sleepy", SLEEPING_MAIN.format(marker=marker))
+    platform.wait_status(job_id, user, ("running",), timeout=60)
+    run, _ = run_tags(platform, platform.status(job_id, user))
+    worker_pid = int(run.data.tags["leadersboard.worker"].rsplit(":", 1)[1])
+    os.kill(worker_pid, signal.SIGKILL)
+
+    job = platform.wait_status(job_id, user, ("failed",), timeout=60)
+    assert "worker running this job stopped" in job["error"]
+    deadline = time.monotonic() + 15
+    while processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_with(marker) == [], "the submission outlived its worker"
+
+
+def test_redis_lost_while_pending_is_requeued(make_platform: Callable[..., Platform], tmp_path: Path,
+                                              tmp_path_factory: pytest.TempPathFactory) -> None:
+    redis_dir = tmp_path_factory.mktemp("own-redis")
+    redis = start_redis(redis_dir, appendonly=False)
+    try:
+        platform = make_platform(workers=0, redis_url=redis.url)
+        user = next(iter(platform.instance.tokens))
+        job_id = platform.submit(platform.client(tmp_path, user), "tiny", MLFLOW_MAIN.format(auroc=0.7, f1=0.6))
+        time.sleep(1)  # the job is created and queued just after the push returns
+        assert platform.status(job_id, user)["status"] == "pending"
+
+        redis.stop()  # everything Redis held (queue, counters) is gone
+        redis = start_redis(redis_dir, port=redis.port, password=redis.password, appendonly=False)
+        platform.start_worker()
+        job = platform.wait_status(job_id, user, timeout=90)
+        assert job["status"] == "completed", job
+        assert "re-queued job" in platform.log()
+    finally:
+        redis.stop()
+
+
+def test_ranking_best_entry_per_user(make_platform: Callable[..., Platform], tmp_path: Path) -> None:
+    platform = make_platform(users=2, datasets=("ranked",))
+    first, second = list(platform.instance.tokens)
+    git_a, git_b = platform.client(tmp_path, first), platform.client(tmp_path, second)
+    jobs = [
+        (first, platform.submit(git_a, "base", MLFLOW_MAIN.format(auroc=0.80, f1=0.7), "ranked")),
+        (second, platform.submit(git_b, "theirs", MLFLOW_MAIN.format(auroc=0.85, f1=0.7), "ranked")),
+    ]
+    for user, job_id in jobs:
+        assert platform.wait_status(job_id, user)["status"] == "completed"
+    better = platform.submit(git_a, "better", MLFLOW_MAIN.format(auroc=0.95, f1=0.9), "ranked")
+    assert platform.wait_status(better, first)["status"] == "completed"
+
+    board = platform.instance.home / "site" / "leaderboard.json"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if board.exists() and "better" in board.read_text():
+            break
+        time.sleep(0.3)
+    rows = [r for b in json.loads(board.read_text())["benchmarks"] if b["benchmark"] == "ranked/pcb1"
+            for r in b["ranking"]]
+    assert [(r["user"], r["submission"]) for r in rows] == [(first, "better"), (second, "theirs")]
+
+
+def test_jobs_api_errors(make_platform: Callable[..., Platform], tmp_path: Path) -> None:
+    platform = make_platform(workers=0, users=2)
+    owner, other = list(platform.instance.tokens)
+    job_id = platform.submit(platform.client(tmp_path, owner), "tiny", MLFLOW_MAIN.format(auroc=0.5, f1=0.5))
+    time.sleep(1)
+    assert platform.api("GET", f"/jobs/{job_id}/status", other).status_code == 403
+    assert platform.api("GET", f"/jobs/{'0' * 32}/status", owner).status_code == 404
+    missing = httpx.get(f"{platform.base_url}/jobs", timeout=10)
+    assert missing.status_code == 401 and "detail" in missing.json()
+    bad = httpx.get(f"{platform.base_url}/jobs", headers={"Authorization": "Bearer nope"}, timeout=10)
+    assert bad.status_code == 401
+    malformed = platform.api("POST", "/jobs", owner, json={"submission_id": "x"})
+    assert malformed.status_code == 400 and "submission_id" in malformed.json()["detail"]
