@@ -46,6 +46,23 @@ class RunnerSettings:
 
 
 @dataclass(frozen=True)
+class ServerSection:
+    """The `server` section of the config file, as written (empty text: not set)."""
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8010
+    web_port: int = 8501
+    mlflow_port: int = 5010
+    redis_url: str = ""
+    mlflow_tracking_uri: str = ""
+    public_url: str = ""
+
+
+SECTIONS = ("limits", "runner", "datasets", "server")
+EXECUTORS = ("process",)
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     limits: Limits = field(default_factory=Limits)
@@ -110,25 +127,32 @@ class Settings:
         """Read the instance's config file (if it exists) and apply environment overrides."""
         env = os.environ if environ is None else environ
         root = Path(home or env.get("LEADERSBOARD_HOME") or DEFAULT_HOME).expanduser().resolve()
-        raw = _read_config(root / CONFIG_FILE)
+        path = root / CONFIG_FILE
+        raw = _read_config(path)
+        unknown = set(raw) - set(SECTIONS)
+        if unknown:
+            raise SettingsError(f"{path}: unknown sections {', '.join(sorted(unknown))}; known: {', '.join(SECTIONS)}")
         limits = Limits(**_section(raw, "limits", Limits))
         runner = RunnerSettings(**_section(raw, "runner", RunnerSettings))
-        datasets = {str(k): Path(str(v)) for k, v in (raw.get("datasets") or {}).items()}
-        server = raw.get("server") or {}
-        if not isinstance(server, dict):
-            raise SettingsError(f"{root / CONFIG_FILE}: 'server' must be a mapping")
+        if runner.executor not in EXECUTORS:
+            raise SettingsError(f"Config 'runner.executor' must be one of: {', '.join(EXECUTORS)}")
+        datasets_raw = raw.get("datasets") or {}
+        if not isinstance(datasets_raw, dict):
+            raise SettingsError(f"{path}: 'datasets' must map names to folders")
+        datasets = {str(k): Path(str(v)) for k, v in datasets_raw.items()}
+        server = ServerSection(**_section(raw, "server", ServerSection))
         settings = cls(
             home=root,
             limits=limits,
             runner=runner,
             datasets=datasets,
-            redis_url=server.get("redis_url"),
-            mlflow_tracking_uri=server.get("mlflow_tracking_uri"),
-            api_host=str(server.get("api_host", "127.0.0.1")),
-            api_port=int(server.get("api_port", 8010)),
-            web_port=int(server.get("web_port", 8501)),
-            mlflow_port=int(server.get("mlflow_port", 5010)),
-            public_url=server.get("public_url"),
+            redis_url=server.redis_url or None,
+            mlflow_tracking_uri=server.mlflow_tracking_uri or None,
+            api_host=server.api_host,
+            api_port=server.api_port,
+            web_port=server.web_port,
+            mlflow_port=server.mlflow_port,
+            public_url=server.public_url or None,
         )
         return settings.with_overrides(
             redis_url=env.get("LEADERSBOARD_REDIS_URL") or None,
@@ -150,7 +174,8 @@ def _read_config(path: Path) -> dict[str, Any]:
     return data
 
 
-def _section(raw: dict[str, Any], name: str, kind: type[Limits] | type[RunnerSettings]) -> dict[str, Any]:
+def _section(raw: dict[str, Any], name: str,
+             kind: type[Limits] | type[RunnerSettings] | type[ServerSection]) -> dict[str, Any]:
     section = raw.get(name) or {}
     if not isinstance(section, dict):
         raise SettingsError(f"Config section '{name}' must be a mapping")
