@@ -6,11 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 extras="[anomalib]"
-[[ ${1:-} == --test ]] && extras="[anomalib,test]"
+testing=""
+[[ ${1:-} == --test ]] && extras="[anomalib,test]" && testing=1
 
 missing=()
 command -v git >/dev/null || missing+=(git)
 command -v redis-server >/dev/null || missing+=(redis-server)
+# The tests look at the leaderboard pages in a real headless browser.
+[[ -n $testing ]] && ! command -v chromium >/dev/null && missing+=(chromium)
 if ((${#missing[@]})); then
     sudo=""
     [[ $(id -u) == 0 ]] || sudo="sudo"
