@@ -67,8 +67,15 @@ class WorkerPool:
                 proc.wait()
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def serve(settings: Settings, workers: int = 1) -> None:
     stops: list[tuple[str, object]] = []
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal under the handler it found:
+    # with the default one the process would die there, before `finally` stops what we started.
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         if not settings.redis_url:
             redis = start_redis(settings.run_dir / "redis")
@@ -89,6 +96,7 @@ def serve(settings: Settings, workers: int = 1) -> None:
               f"{workers} worker(s); Ctrl-C stops", flush=True)
         uvicorn.Server(config).run()  # returns after a graceful shutdown on SIGINT/SIGTERM
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
         for name, part in reversed(stops):
             log.info("stopping %s", name)
             part.stop()  # type: ignore[attr-defined]
