@@ -98,8 +98,9 @@ class JobStore:
         run = self.client.create_run(self.experiment_id(sub.benchmark), start_time=int(sub.created_at * 1000),
                                      tags=tags, run_name=f"{sub.user}/{sub.folder}")
         self.client.update_run(run.info.run_id, status="SCHEDULED")
-        self._index(job_id, run.info.run_id, sub)
-        return job_from_run(Run(run.info, RunData(tags=[RunTag(k, v) for k, v in tags.items()])))
+        job = job_from_run(Run(run.info, RunData(tags=[RunTag(k, v) for k, v in tags.items()])))
+        self._index(job)
+        return job
 
     def experiment_id(self, benchmark: str) -> str:
         if benchmark not in self._experiments:
@@ -121,8 +122,8 @@ class JobStore:
         if run_id is not None:
             return self.read(run_id)
         runs = self.search(f"tags.`{tn.TAG_JOB_ID}` = '{job_id}'", max_results=1)
-        if runs and self.db_path is not None:
-            self._index_run(runs[0])
+        if runs:
+            self._index(runs[0])
         return runs[0] if runs else None
 
     def read(self, run_id: str) -> Job:
@@ -170,16 +171,7 @@ class JobStore:
             row = conn.execute("SELECT run_id FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return str(row["run_id"]) if row else None
 
-    def _index(self, job_id: str, run_id: str, sub: Submission) -> None:
-        if self.db_path is None:
-            return
-        with db.connect(self.db_path) as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO jobs (id, run_id, submission_id, user, benchmark, resource_class, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (job_id, run_id, sub.id, sub.user, sub.benchmark, sub.resource_class, sub.created_at))
-
-    def _index_run(self, job: Job) -> None:
+    def _index(self, job: Job) -> None:
         if self.db_path is None:
             return
         with db.connect(self.db_path) as conn:
