@@ -91,7 +91,7 @@ class Intake:
         updates = RefUpdate.parse(updates_text)
         options, problems = parse_push_options(raw_options)
         analysis = await asyncio.to_thread(
-            analyze_push, self.settings.repo_path, quarantine, user, updates, self.settings.datasets,
+            analyze_push, self.settings.repo_path, quarantine, user, updates, self.settings.current_datasets(),
             self.settings.limits)
         problems += analysis.problems
         if problems:

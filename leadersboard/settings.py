@@ -59,6 +59,7 @@ class ServerSection:
 
 
 SECTIONS = ("limits", "runner", "datasets", "server")
+_DATASETS_SEEN: dict[Path, tuple[int, dict[str, Path]]] = {}  # config file -> (mtime, data sets)
 EXECUTORS = ("process",)
 
 
@@ -118,6 +119,19 @@ class Settings:
     def base_url(self) -> str:
         """Where participants reach the API and git (shown in push messages)."""
         return self.public_url or f"http://{self.api_host}:{self.api_port}"
+
+    def current_datasets(self) -> dict[str, Path]:
+        """The registered data sets as the config file says now: `dataset add` needs no restart."""
+        try:
+            stamp = self.config_path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return self.datasets
+        cached = _DATASETS_SEEN.get(self.config_path)
+        if cached is None or cached[0] != stamp:
+            raw = _read_config(self.config_path).get("datasets") or {}
+            datasets = {str(k): Path(str(v)) for k, v in raw.items()} if isinstance(raw, dict) else self.datasets
+            cached = _DATASETS_SEEN[self.config_path] = (stamp, datasets)
+        return cached[1]
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -117,7 +117,7 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
 
 
 def _sandbox(settings: Settings, job: Job, scratch: Path, work: Path, gpu: str | None) -> Sandbox:
-    dataset = settings.datasets.get(job.dataset)
+    dataset = settings.current_datasets().get(job.dataset)
     if dataset is None or not dataset.is_dir():
         raise JobFailed(f"the data set {job.dataset!r} is not available on this worker")
     mounts = {entry.name: entry for entry in sorted(dataset.iterdir()) if entry.is_dir()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -20,6 +21,8 @@ import yaml
 from conftest import LEADERSBOARD, GitClient, Instance, create_instance
 from mlflow.tracking import MlflowClient
 
+from leadersboard.datagen import generate_dataset
+from leadersboard.demo import EXAMPLE
 from leadersboard.mlflow_server import MlflowServer, start_mlflow
 from leadersboard.redis_server import RedisServer, free_port, start_redis
 
@@ -408,3 +411,31 @@ def test_jobs_api_errors(make_platform: Callable[..., Platform], tmp_path: Path)
     assert bad.status_code == 401
     malformed = platform.api("POST", "/jobs", owner, json={"submission_id": "x"})
     assert malformed.status_code == 400 and "submission_id" in malformed.json()["detail"]
+
+
+@pytest.mark.anomalib
+@pytest.mark.slow
+def test_padim_example_through_the_whole_pipeline(make_platform: Callable[..., Platform], tmp_path: Path) -> None:
+    """The real example (anomalib PaDiM, CPU) on a generated VisA-like set: push, run, MLflow, leaderboard."""
+    platform = make_platform(limits={"job_timeout_seconds": 900})
+    data = generate_dataset(tmp_path / "visa-real", layout="visa", categories=("pcb1",))
+    platform.instance.cli("dataset", "add", "visa", str(data))  # while serving: no restart needed
+    user = next(iter(platform.instance.tokens))
+    git = platform.client(tmp_path, user)
+    shutil.copytree(EXAMPLE, git.workdir / "padim")
+    git.commit("PaDiM example")
+    code, out = git.push(f"users/{user}")
+    assert code == 0, out
+    job_id = next(line.split(" job ", 1)[1].split()[0] for line in out.splitlines() if "padim: job " in line)
+
+    job = platform.wait_status(job_id, user, timeout=900)
+    assert job["status"] == "completed", (job, platform.api("GET", f"/jobs/{job_id}/logs", user).text[-3000:])
+    assert job["metrics"]["auroc"] >= 0.9 and 0 <= job["metrics"]["f1_score"] <= 1
+    run, _ = run_tags(platform, job)
+    assert run.data.tags["leadersboard.method"] == "PaDiM" and run.data.params["backbone"] == "resnet18"
+    board = platform.instance.home / "site" / "leaderboard.json"
+    deadline = time.monotonic() + 60
+    while not (board.exists() and job_id in board.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    rows = [r for b in json.loads(board.read_text())["benchmarks"] for r in b["ranking"] if r["job_id"] == job_id]
+    assert rows and rows[0]["method"] == "PaDiM"
