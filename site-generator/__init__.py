@@ -1,0 +1,9 @@
+"""The static leaderboard: reads finished jobs from MLflow and publishes HTML, JSON and CSV.
+
+`build_site` builds once; `SiteBuilder` rebuilds after finished jobs, a burst of requests building once.
+"""
+
+from leadersboard.site_generator.build import SiteReport, build_site
+from leadersboard.site_generator.trigger import SiteBuilder
+
+__all__ = ["SiteBuilder", "SiteReport", "build_site"]

@@ -1,0 +1,83 @@
+"""One completed job as the leaderboard sees it, read from its MLflow run."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mlflow.entities import Run
+
+from leadersboard import tracking_names as names
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A completed job's result. Every text field is user-controlled: templates escape it."""
+
+    run_id: str
+    job_id: str
+    benchmark: str
+    user: str
+    folder: str
+    submission_id: str
+    commit: str
+    method: str
+    submitted_at: float | None  # unix seconds, when the job was admitted
+    end_time_ms: int  # MLflow's end_time: when the job finished
+    auroc: float
+    f1_score: float | None
+    runtime_seconds: float | None
+
+    @property
+    def finished_at(self) -> float:
+        return self.end_time_ms / 1000
+
+    @property
+    def date(self) -> float:
+        """The date a table shows: when the job was submitted (when it finished, if that is unknown)."""
+        return self.submitted_at if self.submitted_at is not None else self.finished_at
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Entry:
+        return cls(**data)
+
+
+def entry_from_run(run: Run, experiment_name: str) -> Entry | None:
+    """The run's leaderboard entry, or None when it has no usable AUROC or no end time."""
+    tags = run.data.tags
+    metrics = run.data.metrics
+    auroc = _number(metrics.get(names.METRIC_AUROC))
+    end_time = run.info.end_time
+    if auroc is None or end_time is None:
+        return None
+    return Entry(
+        run_id=run.info.run_id,
+        job_id=tags.get(names.TAG_JOB_ID) or run.info.run_id,
+        benchmark=tags.get(names.TAG_BENCHMARK) or experiment_name,
+        user=tags.get(names.TAG_USER, ""),
+        folder=tags.get(names.TAG_FOLDER, ""),
+        submission_id=tags.get(names.TAG_SUBMISSION_ID, ""),
+        commit=tags.get(names.TAG_COMMIT) or tags.get(names.TAG_GIT_COMMIT, ""),
+        method=tags.get(names.TAG_METHOD, ""),
+        submitted_at=_number(_float_or_none(tags.get(names.TAG_SUBMITTED_AT))),
+        end_time_ms=int(end_time),
+        auroc=auroc,
+        f1_score=_number(metrics.get(names.METRIC_F1)),
+        runtime_seconds=_number(metrics.get(names.METRIC_RUNTIME)),
+    )
+
+
+def _float_or_none(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _number(value: float | None) -> float | None:
+    # NaN/inf cannot be ranked, and JSON has no spelling for them.
+    return float(value) if value is not None and math.isfinite(value) else None
