@@ -439,3 +439,82 @@ def test_padim_example_through_the_whole_pipeline(make_platform: Callable[..., P
         time.sleep(0.5)
     rows = [r for b in json.loads(board.read_text())["benchmarks"] for r in b["ranking"] if r["job_id"] == job_id]
     assert rows and rows[0]["method"] == "PaDiM"
+
+
+TWO_RUNS_MAIN = '''import mlflow
+
+
+def main():
+    mlflow.set_experiment("sweep")
+    for lr, auroc in ((0.1, 0.7), (0.01, 0.88)):
+        with mlflow.start_run(run_name=f"lr={lr}"):
+            mlflow.log_param("lr", lr)
+            mlflow.log_metric("auroc", auroc)
+            mlflow.log_metric("f1_score", auroc - 0.1)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+# Hostile: points its run's artifact folder at the platform's instance folder after logging.
+EXFILTRATING_MAIN = '''import os
+import sqlite3
+from urllib.parse import urlparse
+
+import mlflow
+
+
+def main():
+    with mlflow.start_run() as run:
+        mlflow.log_metric("auroc", 0.99)
+    home = os.path.abspath("../../..")  # scratch/<job>/work -> the instance folder
+    db = sqlite3.connect(urlparse(os.environ["MLFLOW_TRACKING_URI"]).path)
+    db.execute("UPDATE runs SET artifact_uri = ? WHERE run_uuid = ?", ("file://" + home, run.info.run_id))
+    db.commit()
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def test_several_runs_nest_under_the_job(make_platform: Callable[..., Platform], tmp_path: Path) -> None:
+    platform = make_platform()
+    user = next(iter(platform.instance.tokens))
+    job_id = platform.submit(platform.client(tmp_path, user), "sweep", TWO_RUNS_MAIN)
+    job = platform.wait_status(job_id, user)
+    assert job["status"] == "completed", job
+    assert job["metrics"]["auroc"] == pytest.approx(0.88)  # the last run that logged auroc
+    run, client = run_tags(platform, job)
+    children = client.search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
+    assert sorted(c.data.params["lr"] for c in children) == ["0.01", "0.1"]
+    assert all(c.info.status == "FINISHED" for c in children)
+
+
+def test_artifacts_only_from_inside_the_sandbox(make_platform: Callable[..., Platform], tmp_path: Path) -> None:
+    platform = make_platform()
+    user = next(iter(platform.instance.tokens))
+    job_id = platform.submit(platform.client(tmp_path, user), "sneaky", EXFILTRATING_MAIN)
+    job = platform.wait_status(job_id, user)
+    run, client = run_tags(platform, job)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert artifacts == {"leadersboard"}, "files outside the sandbox were copied into MLflow"
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "leadersboard")} == {"leadersboard/job.log"}
+
+
+def test_leaderboard_is_served(make_platform: Callable[..., Platform], tmp_path: Path) -> None:
+    platform = make_platform()
+    user = next(iter(platform.instance.tokens))
+    job_id = platform.submit(platform.client(tmp_path, user), "tiny", MLFLOW_MAIN.format(auroc=0.77, f1=0.5))
+    assert platform.wait_status(job_id, user)["status"] == "completed"
+    deadline = time.monotonic() + 30
+    while True:
+        page = httpx.get(f"{platform.base_url}/leaderboard/", timeout=10)
+        if page.status_code == 200 and user in page.text:
+            break
+        assert time.monotonic() < deadline, page.status_code
+        time.sleep(0.3)
+    assert "text/html" in page.headers["content-type"]
+    board = httpx.get(f"{platform.base_url}/leaderboard/leaderboard.json", timeout=10).json()
+    assert any(r["job_id"] == job_id for b in board["benchmarks"] for r in b["ranking"])
