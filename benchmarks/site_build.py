@@ -125,6 +125,10 @@ def measure(uri: str, label: str, work: Path, store: Store, repeat: int) -> tupl
     return timed(cold), timed(warm)
 
 
+def verdict(timing: Timing) -> str:
+    return "meets" if timing.seconds <= TARGET_SECONDS else "misses"
+
+
 def line(store_label: str, jobs: int, kind: str, timing: Timing) -> str:
     return (f"{store_label:<7} {jobs:>6} {kind:<5} {timing.seconds:7.2f} s   (read {timing.fetched:>6} runs "
             f"{timing.fetch:6.2f} s, render+publish {timing.render:5.2f} s; {timing.entries} entries on the site)")
@@ -188,7 +192,6 @@ def main() -> None:
     for label in ("sqlite", "server"):
         if (label, large) in results:
             cold, warm = results[(label, large)]
-            verdict = lambda t: "meets" if t.seconds <= TARGET_SECONDS else "misses"  # noqa: E731
             print(f"target <= {TARGET_SECONDS:.0f} s at {large} jobs via {label}: warm {verdict(warm)} it "
                   f"({warm.seconds:.2f} s), cold {verdict(cold)} it ({cold.seconds:.2f} s)")
 

@@ -91,7 +91,8 @@ def start_mlflow(directory: Path, port: int | None = None, *, host: str = "127.0
         "--backend-store-uri", backend_store_uri(directory),
         "--artifacts-destination", str(artifacts.resolve()),
         "--workers", str(workers),
-        "--gunicorn-opts", "--log-level warning",
+        # gunicorn's default 30 s worker timeout would kill a worker proxying a large artifact upload.
+        "--gunicorn-opts", "--log-level warning --timeout 600",
     ]
     env = {**os.environ, **SERVER_ENV}
     # A tracking URI in our own environment must not leak into the server's configuration.
