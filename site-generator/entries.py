@@ -10,6 +10,8 @@ from mlflow.entities import Run
 
 from leadersboard import tracking_names as names
 
+PARENT_RUN_TAG = "mlflow.parentRunId"
+
 
 @dataclass(frozen=True, slots=True)
 class Entry:
@@ -47,8 +49,10 @@ class Entry:
 
 
 def entry_from_run(run: Run, experiment_name: str) -> Entry | None:
-    """The run's leaderboard entry, or None when it has no usable AUROC or no end time."""
+    """The run's leaderboard entry, or None when it is a nested run, has no usable AUROC or no end time."""
     tags = run.data.tags
+    if PARENT_RUN_TAG in tags:  # a submission's own run copied under its job: the job is the entry
+        return None
     metrics = run.data.metrics
     auroc = _number(metrics.get(names.METRIC_AUROC))
     end_time = run.info.end_time
