@@ -37,6 +37,7 @@ LOG_ARTIFACT_DIR = "leadersboard"
 
 class Executor(Protocol):
     name: str
+    isolates_network: bool
 
     async def run(self, sandbox: Sandbox, on_output: OutputSink) -> Outcome: ...
 
@@ -96,8 +97,9 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
     except CheckoutError as exc:
         raise JobFailed(f"the submission could not be checked out: {exc}") from exc
     sandbox = _sandbox(settings, job, scratch, work, w.gpu)
+    network = "none" if w.executor.isolates_network else "not isolated on this worker"
     await livelog.note(f"running {' '.join(sandbox.command[1:])} with the {w.executor.name} executor, "
-                       f"time limit {settings.limits.job_timeout_seconds} s")
+                       f"time limit {settings.limits.job_timeout_seconds} s, network: {network}")
     outcome = await w.executor.run(sandbox, livelog.write)
     await livelog.note(f"finished in {outcome.runtime_seconds:.1f} s"
                        + (f" with exit code {outcome.exit_code}" if outcome.exit_code is not None else ""))

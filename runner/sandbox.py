@@ -2,8 +2,10 @@
 
 The process executor is for machines without Docker: the submission runs as a child process in
 its own session, with a scrubbed environment, a wall-clock limit that kills its whole process group,
-and no way to outlive the worker (PR_SET_PDEATHSIG). It cannot cut the network or hide the host's
-files from code running as the same OS user; the Docker executor does (see docs/architecture.md).
+no way to outlive the worker (PR_SET_PDEATHSIG), and, where the kernel lets us, in a network
+namespace of its own with no interface up: it cannot reach Redis, MLflow or anything else over
+the network. It still runs as the worker's OS user and sees the host's files; a container executor
+is the sandbox for untrusted code (see docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import ctypes
 import os
 import resource
 import signal
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,6 +27,8 @@ from leadersboard.processes import JOB_ENV, kill_job_processes
 KILL_GRACE_SECONDS = 5.0
 READ_CHUNK = 16 * 1024
 PR_SET_PDEATHSIG = 1
+CLONE_NEWNET = 0x40000000
+CLONE_NEWUSER = 0x10000000
 
 OutputSink = Callable[[bytes], Awaitable[None]]
 
@@ -49,6 +54,9 @@ class Outcome:
 class ProcessExecutor:
     name = "process"
 
+    def __init__(self) -> None:
+        self.isolates_network = network_isolation_works()
+
     async def run(self, sandbox: Sandbox, on_output: OutputSink) -> Outcome:
         for name, source in sandbox.data_mounts.items():
             (sandbox.workdir / name).symlink_to(source, target_is_directory=True)
@@ -56,7 +64,7 @@ class ProcessExecutor:
         proc = await asyncio.create_subprocess_exec(
             *sandbox.command, cwd=sandbox.workdir, env=sandbox.env, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-            preexec_fn=_child_limits(sandbox.max_file_bytes))
+            preexec_fn=_child_limits(sandbox.max_file_bytes, not sandbox.network and self.isolates_network))
         assert proc.stdout is not None
         stdout = proc.stdout
 
@@ -80,8 +88,28 @@ class ProcessExecutor:
         return Outcome(None if timed_out else proc.returncode, timed_out, time.monotonic() - start)
 
 
-def _child_limits(max_file_bytes: int) -> Callable[[], None]:
+def _unshare_network() -> None:
+    """Move this process into a new, empty network namespace (a user namespace too when not root)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    flags = CLONE_NEWNET if os.geteuid() == 0 else CLONE_NEWUSER | CLONE_NEWNET
+    if libc.unshare(flags) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"unshare: {os.strerror(errno)}")
+
+
+def network_isolation_works() -> bool:
+    """Whether this host lets a child leave the network (probed once per worker with /bin/true)."""
+    try:
+        subprocess.run(["true"], preexec_fn=_unshare_network, check=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return True
+
+
+def _child_limits(max_file_bytes: int, isolate_network: bool) -> Callable[[], None]:
     def apply() -> None:  # runs in the child between fork and exec
+        if isolate_network:
+            _unshare_network()
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the worker
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

@@ -6,6 +6,7 @@ job function needs (made on start-up, closed on shutdown — nothing at import t
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from typing import Any
@@ -22,6 +23,8 @@ from leadersboard.site_generator import SiteBuilder
 
 from .job import WorkerContext, run_job
 from .sandbox import ProcessExecutor
+
+log = logging.getLogger(__name__)
 
 # arq's own limit sits above ours so that our deadline, which kills the process group, fires first.
 ARQ_MARGIN_SECONDS = 600
@@ -44,10 +47,14 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
         async def job_ended() -> None:
             site.request_rebuild()  # coalesced: a burst of finished jobs builds once
 
+        executor = ProcessExecutor()
+        if not executor.isolates_network:
+            log.warning("this host cannot give jobs a network namespace of their own: submissions can reach the "
+                        "network (run the worker as root, or allow unprivileged user namespaces)")
         ctx["site"] = site
         ctx["leadersboard"] = WorkerContext(
             settings=settings, redis=redis, jobs=JobStore(tracking_uri), admission=Admission(redis, settings.limits),
-            executor=ProcessExecutor(), worker_id=worker_id, gpu=gpu, on_job_end=job_ended)
+            executor=executor, worker_id=worker_id, gpu=gpu, on_job_end=job_ended)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         site: SiteBuilder | None = ctx.get("site")

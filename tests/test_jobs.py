@@ -518,3 +518,34 @@ def test_leaderboard_is_served(make_platform: Callable[..., Platform], tmp_path:
     assert "text/html" in page.headers["content-type"]
     board = httpx.get(f"{platform.base_url}/leaderboard/leaderboard.json", timeout=10).json()
     assert any(r["job_id"] == job_id for b in board["benchmarks"] for r in b["ranking"])
+
+
+NETWORK_MAIN = '''import socket
+
+import mlflow
+
+
+def main():
+    try:
+        socket.create_connection(("127.0.0.1", {port}), timeout=3).close()
+        print("network: reachable")
+    except OSError as exc:
+        print(f"network: blocked ({{exc.__class__.__name__}})")
+    with mlflow.start_run():
+        mlflow.log_metric("auroc", 0.5)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def test_submissions_have_no_network(make_platform: Callable[..., Platform], tmp_path: Path) -> None:
+    """The platform's own API port, on loopback, is out of a submission's reach."""
+    platform = make_platform()
+    user = next(iter(platform.instance.tokens))
+    job_id = platform.submit(platform.client(tmp_path, user), "curious", NETWORK_MAIN.format(port=platform.port))
+    assert platform.wait_status(job_id, user)["status"] == "completed"
+    log = platform.api("GET", f"/jobs/{job_id}/logs", user).text
+    assert "network: none" in log
+    assert "network: blocked" in log and "network: reachable" not in log
