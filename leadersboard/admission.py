@@ -83,13 +83,6 @@ class Refusal:
                 "X-RateLimit-Remaining-Jobs": str(self.remaining_jobs)}
 
 
-@dataclass(frozen=True)
-class Usage:
-    submissions_this_hour: int
-    active_jobs: int
-    oldest_submission_at: float | None
-
-
 class Admission:
     def __init__(self, redis: Redis, limits: Limits) -> None:
         self.redis = redis
@@ -169,16 +162,6 @@ class Admission:
         """The ids of all pushes with unsettled reservations."""
         prefix = pending_push_key("")
         return [key.decode().removeprefix(prefix) async for key in self.redis.scan_iter(match=prefix + "*")]
-
-    async def usage(self, user: str, now: float | None = None) -> Usage:
-        now = time.time() if now is None else now
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zremrangebyscore(hourly_key(user), "-inf", now - WINDOW_SECONDS)
-            pipe.zcard(hourly_key(user))
-            pipe.zcard(active_key(user))
-            pipe.zrange(hourly_key(user), 0, 0, withscores=True)
-            _, used, active, oldest = await pipe.execute()
-        return Usage(int(used), int(active), float(oldest[0][1]) if oldest else None)
 
 
 def _duration(seconds: int) -> str:

@@ -63,5 +63,4 @@ def create_app(settings: Settings, expect_workers: bool = False, reconcile: bool
         else:
             await api(scope, receive, send)  # type: ignore[arg-type]  # ASGI's scope is a dict either way
 
-    app.api = api  # type: ignore[attr-defined]
     return app
