@@ -14,6 +14,7 @@ command -v git >/dev/null || missing+=(git)
 command -v redis-server >/dev/null || missing+=(redis-server)
 # The tests look at the leaderboard pages in a real headless browser.
 [[ -n $testing ]] && ! command -v chromium >/dev/null && missing+=(chromium)
+python3 -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
 if ((${#missing[@]})); then
     sudo=""
     [[ $(id -u) == 0 ]] || sudo="sudo"
