@@ -30,6 +30,7 @@ import pytest
 import redis
 import yaml
 
+from leadersboard.mlflow_server import MlflowServer, start_mlflow
 from leadersboard.redis_server import RedisServer, free_port, start_redis
 
 BIN = Path(sys.executable).parent
@@ -114,6 +115,24 @@ def _flush_redis(request: pytest.FixtureRequest) -> None:
     if "redis_server" in request.fixturenames:
         client: redis.Redis = request.getfixturevalue("redis_client")
         client.flushall()
+
+
+# ------------------------------------------------------------------------------------------- mlflow
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """One real MLflow tracking server for the session (it takes seconds to start); tests keep apart
+    by their own benchmark and user names."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+        patch.setenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        server = start_mlflow(tmp_path_factory.mktemp("mlflow"))
+        try:
+            yield server
+        finally:
+            server.stop()
+    assert server.process.poll() is not None, "the MLflow server did not stop"
 
 
 # ------------------------------------------------------------------------------------------ instance

@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from leadersboard.datagen import generate_dataset
 from leadersboard.demo import EXAMPLE
-from leadersboard.mlflow_server import MlflowServer, start_mlflow
+from leadersboard.mlflow_server import MlflowServer
 from leadersboard.redis_server import RedisServer, free_port, start_redis
 
 CONFIG = "model: {{}}\ndata: {{name: {dataset}, init_args: {{name: pcb1}}}}\ntrainer: {{}}\n"
@@ -83,15 +83,6 @@ SILENT_MAIN = '''def main():
 if __name__ == "__main__":
     main()
 '''
-
-
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    server = start_mlflow(tmp_path_factory.mktemp("mlflow"))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class Platform:

@@ -15,9 +15,10 @@ import itertools
 import json
 import os
 import secrets
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -29,7 +30,7 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from leadersboard import tracking_names as names
-from leadersboard.mlflow_server import MlflowServer, start_mlflow
+from leadersboard.mlflow_server import MlflowServer
 from leadersboard.site_generator import SiteBuilder, build_site
 from leadersboard.site_generator import build as build_module
 from leadersboard.site_generator.cache import OVERLAP_MS
@@ -44,19 +45,6 @@ HOSTILE_USER = "<b>mallory</b>\"'&"
 
 
 # ------------------------------------------------------------------------------------------ fixtures
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-        patch.setenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-        server = start_mlflow(tmp_path_factory.mktemp("mlflow"))
-        try:
-            yield server
-        finally:
-            server.stop()
-    assert server.process.poll() is not None
 
 
 @pytest.fixture
@@ -551,3 +539,27 @@ def test_site_builder_builds_the_real_site(client: MlflowClient, mlflow_server: 
     asyncio.run(scenario())
     assert ranked_users(tmp_path / "site", benchmark) == ["tom", "sam"]
     assert os.path.islink(tmp_path / "site")
+
+
+def test_site_build_command(client: MlflowClient, mlflow_server: MlflowServer, tmp_path: Path) -> None:
+    """`leadersboard site build --out DIR` builds from the MLflow that MLFLOW_TRACKING_URI names."""
+    benchmark = new_benchmark()
+    finish_job(client, benchmark, "carol", "cli-built", 0.93)
+    out = tmp_path / "public"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server.url, "LEADERSBOARD_HOME": str(tmp_path / "none")}
+    result = subprocess.run([str(Path(sys.executable).parent / "leadersboard"), "site", "build", "--out", str(out)],
+                            env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert f"built {out}" in result.stdout
+    board = json.loads((out / "leaderboard.json").read_text())
+    rows = [r for b in board["benchmarks"] if b["benchmark"] == benchmark for r in b["ranking"]]
+    assert [(r["user"], r["submission"]) for r in rows] == [("carol", "cli-built")]
+    assert (out / "index.html").is_file()
+
+
+def test_site_build_command_needs_mlflow(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["LEADERSBOARD_HOME"] = str(tmp_path / "none")
+    result = subprocess.run([str(Path(sys.executable).parent / "leadersboard"), "site", "build"],
+                            env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1 and "MLFLOW_TRACKING_URI" in result.stderr
