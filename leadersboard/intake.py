@@ -1,6 +1,10 @@
 """The service side of a push: judge it in pre-receive, then hand each admitted submission over
 (record it, create its job, queue it) once its ref has really moved.
 
+An upload (REST API, web form) takes the same path: `upload` builds the commit on the user's behalf,
+checks it with the push's rules, admits it with `admit` under an id of its own, moves the branch and
+settles with `settle`, like a push whose hooks ran in this process.
+
 A push settles exactly once per ref: by post-receive when git runs it, else when the git request
 ends, else by the reconciler. Each step is idempotent (stable ids, INSERT OR IGNORE, arq `_job_id`),
 so doing one twice is harmless.
@@ -11,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
+import secrets
 import time
+from collections import defaultdict
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,20 +26,26 @@ import pygit2
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
-from .admission import Admission
+from .admission import Admission, Refusal
+from .behalf import prepare as prepare_commit
+from .behalf import publish as publish_commit
 from .jobs import JobStore
-from .push import RefUpdate, analyze_push
+from .names import RESOURCE_CLASS
+from .push import FolderSubmission, RefUpdate, analyze_push
 from .rules import Problem
 from .settings import Settings
 from .submissions import Submission, SubmissionStore, job_id, submission_id
+from .uploads import BranchBusy, Upload, UploadRefused, UploadRejected
 
 log = logging.getLogger(__name__)
 
-RESOURCE_CLASS = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 CREATED_FIELD = "_created"
 STALE_PUSH_SECONDS = 600
 HAND_OVER_GRACE_SECONDS = 60
 JOB_FUNCTION = "run_job"
+UPLOAD_ATTEMPTS = 5
+UPLOAD_RETRY_SECONDS = 0.1
+UPLOAD_ID_PREFIX = "upload-"
 
 
 async def enqueue(queue: ArqRedis, queue_name: str, job_id: str, run_id: str) -> bool:
@@ -84,6 +95,7 @@ class Intake:
             raise ValueError("Intake needs an MLflow tracking URI (settings.mlflow_tracking_uri)")
         self.jobs = JobStore(settings.mlflow_tracking_uri, settings.db_path)
         self._background: set[asyncio.Task[None]] = set()
+        self._branch_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def pre_receive(
         self, user: str, push_id: str, updates_text: str, quarantine: str | None, raw_options: list[str]
@@ -98,24 +110,7 @@ class Intake:
             return _rejection([str(p) for p in problems])
         if not analysis.submissions:
             return HookReply(True, ["LeadersBoard: no submission folder changed, so nothing is evaluated."])
-
-        now = time.time()
-        unique: dict[str, Submission] = {}
-        pending: dict[str, list[dict[str, Any]]] = {}
-        for found in analysis.submissions:
-            sub_id = submission_id(found.commit_id, found.spec.folder)
-            sub = unique.setdefault(sub_id, Submission(
-                id=sub_id, user=user, commit_id=found.commit_id, folder=found.spec.folder, ref=found.ref,
-                tree_id=found.tree_id, entrypoint=found.spec.entrypoint, config_file=found.spec.config_file,
-                benchmark=found.spec.benchmark, metadata=found.spec.metadata,
-                resource_class=options.resource_class, run=options.run, created_at=now,
-                job_id=job_id(sub_id) if options.run else None))
-            pending.setdefault(found.ref, []).append(sub.as_dict())
-        fields = {ref: json.dumps(subs) for ref, subs in pending.items()}
-        fields[CREATED_FIELD] = str(now)
-        subs = list(unique.values())
-        refusal = await self.admission.reserve(
-            user, [s.id for s in subs], [s.job_id for s in subs if s.job_id], push_id, fields, now)
+        subs, refusal = await self.admit(user, push_id, analysis.submissions, options)
         if refusal:
             return _rejection([str(refusal)])
         noun = "submission" if len(subs) == 1 else "submissions"
@@ -123,8 +118,69 @@ class Intake:
         lines += [f"  {s.folder} -> {s.benchmark}" for s in subs]
         return HookReply(True, lines)
 
-    async def settle(self, push_id: str, refs: list[str] | None = None) -> list[str]:
-        """Hand over what landed and give back what did not; the message lines for the pusher."""
+    async def admit(
+        self, user: str, push_id: str, found: list[FolderSubmission], options: PushOptions
+    ) -> tuple[list[Submission], Refusal | None]:
+        """Reserve the slots of what a push (or an upload) submits, all or none, kept under `push_id`
+        until `settle` hands the submissions over (their ref moved) or gives the slots back."""
+        now = time.time()
+        unique: dict[str, Submission] = {}
+        pending: dict[str, list[dict[str, Any]]] = {}
+        for item in found:
+            sub_id = submission_id(item.commit_id, item.spec.folder)
+            sub = unique.setdefault(sub_id, Submission(
+                id=sub_id, user=user, commit_id=item.commit_id, folder=item.spec.folder, ref=item.ref,
+                tree_id=item.tree_id, entrypoint=item.spec.entrypoint, config_file=item.spec.config_file,
+                benchmark=item.spec.benchmark, metadata=item.spec.metadata,
+                resource_class=options.resource_class, run=options.run, created_at=now,
+                job_id=job_id(sub_id) if options.run else None))
+            pending.setdefault(item.ref, []).append(sub.as_dict())
+        fields = {ref: json.dumps(subs) for ref, subs in pending.items()}
+        fields[CREATED_FIELD] = str(now)
+        subs = list(unique.values())
+        refusal = await self.admission.reserve(
+            user, [s.id for s in subs], [s.job_id for s in subs if s.job_id], push_id, fields, now)
+        return subs, refusal
+
+    async def upload(self, user: str, upload: Upload) -> Submission:
+        """Commit an uploaded folder on the user's behalf and submit it exactly as a push would be:
+        the same rules, the same admission, the same hand-over. Raises `UploadRejected`,
+        `UploadRefused` or `BranchBusy`, and then nothing was changed or spent.
+
+        Uploads to one branch take turns; a push that moves the branch between building and
+        publishing makes the compare-and-swap fail, and the upload is built again on the new tip.
+        """
+        ref = upload.ref(user)
+        options = PushOptions(upload.run, upload.resource_class)
+        async with self._branch_locks[ref]:
+            for attempt in range(UPLOAD_ATTEMPTS):
+                if attempt:
+                    await asyncio.sleep(UPLOAD_RETRY_SECONDS * 2 ** (attempt - 1))  # git holds a ref briefly
+                prepared = await asyncio.to_thread(prepare_commit, self.settings.repo_path, user, upload,
+                                                   self.settings.current_datasets(), self.settings.limits)
+                try:
+                    if prepared.submission is None:
+                        raise UploadRejected(prepared.problems)
+                    push_id = UPLOAD_ID_PREFIX + secrets.token_urlsafe(18)
+                    subs, refusal = await self.admit(user, push_id, [prepared.submission], options)
+                    if refusal:
+                        raise UploadRefused(refusal)
+                    try:
+                        landed = await asyncio.to_thread(publish_commit, self.settings.repo_path, prepared)
+                    finally:
+                        await self.settle(push_id, wait=True)  # hands over what landed, gives back the rest
+                finally:
+                    prepared.discard()
+                if landed:
+                    return subs[0]
+        raise BranchBusy(f"{ref.removeprefix('refs/heads/')} moved {UPLOAD_ATTEMPTS} times while the upload was "
+                         "committed (pushes to it right now?); nothing was changed: try again")
+
+    async def settle(self, push_id: str, refs: list[str] | None = None, wait: bool = False) -> list[str]:
+        """Hand over what landed and give back what did not; the message lines for the pusher.
+
+        A push returns before its jobs exist (`wait` False); an upload waits, so that the job id
+        it answers with can be looked up at once."""
         pending = await self.admission.pending(push_id)
         repo = pygit2.Repository(str(self.settings.repo_path))
         lines: list[str] = []
@@ -137,7 +193,11 @@ class Intake:
                 # so a push never waits on MLflow. The reconciler finishes what this could not.
                 await asyncio.to_thread(self.submissions.record_all, subs)
                 lines += [self._accepted_line(sub) for sub in subs]
-                self._in_background(self._hand_over_all([s for s in subs if s.run]))
+                handing_over = self._hand_over_all([s for s in subs if s.run])
+                if wait:
+                    await handing_over
+                else:
+                    self._in_background(handing_over)
             else:
                 await self.admission.release(subs[0].user, [s.id for s in subs],
                                              [s.job_id for s in subs if s.job_id])

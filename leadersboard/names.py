@@ -8,6 +8,7 @@ USER_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,38}")
 FOLDER_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 DATASET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}(/[A-Za-z0-9._-]{1,64})*")
+RESOURCE_CLASS = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 ZERO_OID = "0" * 40
 
 

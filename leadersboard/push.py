@@ -73,7 +73,7 @@ def analyze_push(
     before = pygit2.Repository(str(repo_path))  # without the quarantine: what existed before the push
     result = PushAnalysis()
     for update in updates:
-        problems = _ref_problems(repo, user, update)
+        problems = ref_problems(repo, user, update)
         if problems:
             result.problems.extend(problems)
             continue
@@ -87,10 +87,11 @@ def analyze_push(
     return result
 
 
-def _ref_problems(repo: pygit2.Repository, user: str, update: RefUpdate) -> list[Problem]:
-    owner = branch_owner_problem(update.ref, user)
+def ref_problems(repo: pygit2.Repository, user: str, update: RefUpdate) -> list[Problem]:
+    """The branch and history rules for one ref update (pushes and commits made on a user's behalf)."""
+    owner = owner_problems(user, update.ref)
     if owner:
-        return [Problem("branch", update.short, f"you ({user}) may not push to this branch", owner)]
+        return owner
     if update.new == ZERO_OID:
         return [Problem("history", update.short, "deleting a branch is not allowed",
                         "submission history is append-only; push a new commit instead")]
@@ -107,6 +108,13 @@ def _ref_problems(repo: pygit2.Repository, user: str, update: RefUpdate) -> list
                         "this push rewrites history (not a fast-forward); force-pushing is not allowed",
                         f"run 'git pull --rebase origin {update.short}' (or merge), then push again")]
     return []
+
+
+def owner_problems(user: str, ref: str) -> list[Problem]:
+    """Whether `ref` is in the user's own namespace (checked before the ref name is used at all)."""
+    owner = branch_owner_problem(ref, user)
+    short = ref.removeprefix("refs/heads/")
+    return [Problem("branch", short, f"you ({user}) may not push to this branch", owner)] if owner else []
 
 
 def _name_clash(repo: pygit2.Repository, ref: str) -> str | None:

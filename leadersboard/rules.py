@@ -88,9 +88,7 @@ def check_folder(view: FolderView, datasets: Mapping[str, object], limits: Limit
     name = view.name
     report = FolderReport(folder=name)
     problems = report.problems
-    naming = folder_name_problem(name)
-    if naming:
-        problems.append(Problem("folder-name", f"{name}/", f"the folder name {name!r} is not allowed", naming))
+    problems.extend(folder_name_problems(name))
 
     entries = list(view.entries())
     problems.extend(_content_problems(name, entries, limits))
@@ -102,6 +100,12 @@ def check_folder(view: FolderView, datasets: Mapping[str, object], limits: Limit
     if not problems and benchmark is not None:
         report.spec = SubmissionSpec(name, entrypoint, config_file, benchmark[0], benchmark[1], metadata)
     return report
+
+
+def folder_name_problems(name: str) -> list[Problem]:
+    """The folder-name rule alone (the API checks it before it can build a tree with the name)."""
+    naming = folder_name_problem(name)
+    return [Problem("folder-name", f"{name}/", f"the folder name {name!r} is not allowed", naming)] if naming else []
 
 
 def _content_problems(folder: str, entries: list[Entry], limits: Limits) -> Iterable[Problem]:
