@@ -115,7 +115,8 @@ def main() -> None:
         mlflow = start_mlflow(root / "mlflow")
         port = free_port()
         env.update(LEADERSBOARD_REDIS_URL=redis.url, MLFLOW_TRACKING_URI=mlflow.url)
-        server = subprocess.Popen([*cli, "serve", "--api-port", str(port), "--workers", "1"], env=env,
+        server = subprocess.Popen([*cli, "serve", "--api-port", str(port), "--web-port", str(free_port()),
+                                   "--workers", "1"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 60

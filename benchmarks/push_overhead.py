@@ -60,7 +60,8 @@ def serve(home: Path, redis_url: str, mlflow_url: str) -> tuple[subprocess.Popen
     env = {**os.environ, "LEADERSBOARD_HOME": str(home), "LEADERSBOARD_REDIS_URL": redis_url,
            "MLFLOW_TRACKING_URI": mlflow_url}
     # No workers: the benchmark measures the push, not the jobs it queues.
-    command = [sys.executable, "-m", "leadersboard.cli", "serve", "--api-port", str(port), "--workers", "0"]
+    command = [sys.executable, "-m", "leadersboard.cli", "serve", "--api-port", str(port), "--web-port",
+               str(free_port()), "--workers", "0"]
     proc = subprocess.Popen(command,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30

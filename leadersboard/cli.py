@@ -154,20 +154,28 @@ def validate(path: Path, home: Path | None) -> None:
 @main.command()
 @home_option
 @click.option("--api-port", type=int, help="Port of the API and git server (default 8010).")
+@click.option("--web-port", type=int, help="Port of the web form (default 8501).")
 @click.option("--mlflow-port", type=int, help="Port of the MLflow server it starts (default 5010).")
 @click.option("--host", help="Address to listen on (default 127.0.0.1).")
 @click.option("--workers", type=click.IntRange(min=0), default=1, show_default=True,
               help="Worker processes to run here (one per GPU).")
 @click.option("--executor", type=click.Choice(["process"]), help="How workers run submissions.")
-def serve(home: Path | None, api_port: int | None, mlflow_port: int | None, host: str | None, workers: int,
-          executor: str | None) -> None:
-    """Run the platform: Redis and MLflow (unless configured), workers, API and git over HTTP."""
+def serve(home: Path | None, api_port: int | None, web_port: int | None, mlflow_port: int | None, host: str | None,
+          workers: int, executor: str | None) -> None:
+    """Run the platform: Redis and MLflow (unless configured), workers, API and git over HTTP, web form."""
+    from leadersboard.webhook.serve import ServeError
     from leadersboard.webhook.serve import serve as run
 
-    settings = _instance(home).with_overrides(api_port=api_port, api_host=host, mlflow_port=mlflow_port)
+    settings = _instance(home).with_overrides(api_port=api_port, web_port=web_port, api_host=host,
+                                              mlflow_port=mlflow_port)
+    if settings.web_port == settings.api_port:
+        raise click.ClickException(f"The web form needs a port of its own, not the API's ({settings.api_port}).")
     if executor:
         settings = replace(settings, runner=replace(settings.runner, executor=executor))
-    run(settings, workers=workers)
+    try:
+        run(settings, workers=workers)
+    except ServeError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command()

@@ -47,10 +47,12 @@ def run_demo(echo: Echo, home: Path | None = None) -> Path:
     _run([*cli, "dataset", "add", "visa", str(data)], env)
     token = _run([*cli, "user", "add", DEMO_USER], env).strip().splitlines()[-1]
 
-    port = free_port()
-    echo(f"3/6 starting the platform on http://127.0.0.1:{port} (Redis, MLflow, one worker)")
+    port, web_port = free_port(), free_port()
+    echo(f"3/6 starting the platform on http://127.0.0.1:{port} (Redis, MLflow, one worker; web form on "
+         f"http://127.0.0.1:{web_port}/)")
     with (home / "serve.log").open("wb") as serve_log:
-        server = subprocess.Popen([*cli, "serve", "--api-port", str(port), "--mlflow-port", str(free_port())],
+        server = subprocess.Popen([*cli, "serve", "--api-port", str(port), "--web-port", str(web_port),
+                                   "--mlflow-port", str(free_port())],
                                   env=env, stdout=serve_log, stderr=subprocess.STDOUT)
     try:
         _wait_healthy(port, server)

@@ -277,6 +277,11 @@ class Server:
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    web_port: int = 0  # the web form's
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
 
     @property
     def base_url(self) -> str:
@@ -317,7 +322,7 @@ def launch_server(inst: Instance, redis_url: str | None, workers: int = 0) -> Se
     Without `redis_url`, serve starts its own Redis. With no workers (the default here) nothing
     consumes the queue, so admitted jobs stay pending."""
     assert LEADERSBOARD
-    port = free_port()
+    port, web_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADERSBOARD_")}
     env.update(LEADERSBOARD_HOME=str(inst.home), MLFLOW_DISABLE_TELEMETRY="true", PYTHONUNBUFFERED="1",
                # Jobs are MLflow runs: a local SQLite tracking store, no tracking server needed.
@@ -326,9 +331,10 @@ def launch_server(inst: Instance, redis_url: str | None, workers: int = 0) -> Se
         env["LEADERSBOARD_REDIS_URL"] = redis_url
     log_path = inst.home / f"serve-{port}.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen([LEADERSBOARD, "serve", "--api-port", str(port), "--workers", str(workers)],
+        process = subprocess.Popen([LEADERSBOARD, "serve", "--api-port", str(port), "--web-port", str(web_port),
+                                    "--workers", str(workers)],
                                    env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    server = Server(inst, process, port, log_path)
+    server = Server(inst, process, port, log_path, web_port)
     deadline = time.monotonic() + SERVER_START_SECONDS
     with httpx.Client(timeout=2) as client:
         while True:

@@ -94,6 +94,7 @@ class Platform:
         self.mlflow_url = mlflow_url
         self.workers = workers
         self.port = free_port()
+        self.web_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = instance.home / f"serve-{self.port}.log"
         self.extra_workers: list[subprocess.Popen[bytes]] = []
@@ -112,7 +113,8 @@ class Platform:
         assert LEADERSBOARD
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [LEADERSBOARD, "serve", "--api-port", str(self.port), "--workers", str(self.workers)],
+                [LEADERSBOARD, "serve", "--api-port", str(self.port), "--web-port", str(self.web_port),
+                 "--workers", str(self.workers)],
                 env=self.env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while True:

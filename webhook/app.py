@@ -1,26 +1,24 @@
-"""The service's ASGI application: git smart-HTTP under /git, everything else through FastAPI."""
+"""The service's ASGI application: git smart-HTTP under /git, everything else through FastAPI; and on
+the web port (a second socket of the same server), the web form."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from leadersboard import __version__
 from leadersboard.settings import Settings
 
+from .errors import install_error_handlers
 from .git_http import GitHttpApp, Receive, Scope, Send
-from .routes import health, hooks, jobs
+from .routes import health, hooks, jobs, submissions
 from .service import Service
-
-log = logging.getLogger(__name__)
+from .web import create_web_app
 
 
 def create_app(settings: Settings, expect_workers: bool = False, reconcile: bool = True) -> Any:
@@ -40,27 +38,23 @@ def create_app(settings: Settings, expect_workers: bool = False, reconcile: bool
 
     api = FastAPI(title="LeadersBoard", version=__version__, lifespan=lifespan)
     api.state.service = service
-    for module in (health, hooks, jobs):
+    for module in (health, hooks, jobs, submissions):
         api.include_router(module.router)
     # The published site is a link swapped atomically; StaticFiles resolves it on every request.
     api.mount("/leaderboard", StaticFiles(directory=settings.site_dir, html=True, check_dir=False), name="leaderboard")
-
-    @api.exception_handler(RequestValidationError)
-    async def malformed(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        return JSONResponse({"detail": f"Malformed request: {problems}"}, status_code=400)
-
-    @api.exception_handler(Exception)
-    async def server_error(_: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error", exc_info=exc)
-        return JSONResponse({"detail": "Internal server error; the operators have the details"}, status_code=500)
+    install_error_handlers(api)
 
     git = GitHttpApp(settings.home, service.authenticate, service.pushes, service.push_ended)
+    # The web form shares this process, its service and its lifespan; it answers on its own port.
+    web = create_web_app(service)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/git/"):
+        if scope["type"] in ("http", "websocket") and (scope.get("server") or ("", 0))[1] == settings.web_port:
+            await web(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"].startswith("/git/"):
             await git(scope, receive, send)
         else:
             await api(scope, receive, send)  # type: ignore[arg-type]  # ASGI's scope is a dict either way
 
     return app
+

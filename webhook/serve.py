@@ -1,7 +1,7 @@
 """`leadersboard serve`: the whole platform on one machine, stopped cleanly on Ctrl-C / SIGTERM.
 
 Starts what is not configured (Redis, the MLflow server), N worker processes kept alive by a
-supervisor thread, and the API + git server in this process.
+supervisor thread, and the API + git server and the web form in this process.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -67,6 +68,23 @@ class WorkerPool:
                 proc.wait()
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A bound TCP socket for uvicorn; a clear message when the port is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    return sock
+
+
+class ServeError(Exception):
+    """`serve` cannot start as configured (a port taken, say)."""
+
+
 def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
@@ -76,7 +94,12 @@ def serve(settings: Settings, workers: int = 1) -> None:
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal under the handler it found:
     # with the default one the process would die there, before `finally` stops what we started.
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    sockets: list[socket.socket] = []
     try:
+        # One server, two sockets: the web form shares the API's process, service and shutdown. Bound
+        # first, so that a port in use stops serve before it starts anything.
+        sockets.append(listen(settings.api_host, settings.api_port))
+        sockets.append(listen(settings.api_host, settings.web_port))
         if not settings.redis_url:
             redis = start_redis(settings.run_dir / "redis")
             stops.append(("redis-server", redis))
@@ -92,11 +115,14 @@ def serve(settings: Settings, workers: int = 1) -> None:
         config = uvicorn.Config(create_app(settings, expect_workers=workers > 0), host=settings.api_host,
                                 port=settings.api_port, log_level="warning", lifespan="on")
         print(f"LeadersBoard on {settings.base_url}: git {settings.base_url}/git/submissions.git, "
-              f"leaderboard {settings.base_url}/leaderboard/, MLflow {settings.mlflow_tracking_uri}; "
-              f"{workers} worker(s); Ctrl-C stops", flush=True)
-        uvicorn.Server(config).run()  # returns after a graceful shutdown on SIGINT/SIGTERM
+              f"leaderboard {settings.base_url}/leaderboard/, web form http://{settings.api_host}:"
+              f"{settings.web_port}/, MLflow {settings.mlflow_tracking_uri}; {workers} worker(s); Ctrl-C stops",
+              flush=True)
+        uvicorn.Server(config).run(sockets=sockets)  # returns after a graceful shutdown on SIGINT/SIGTERM
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
+        for sock in sockets:
+            sock.close()
         for name, part in reversed(stops):
             log.info("stopping %s", name)
             part.stop()  # type: ignore[attr-defined]
