@@ -228,6 +228,13 @@ def test_missing_or_bad_token_is_401(small: Server, redis_client: redis.Redis) -
     assert snapshot(small.instance, redis_client, "alice", "erin") == before
 
 
+def test_openapi_describes_the_upload(small: Server) -> None:
+    operation = httpx.get(f"{small.base_url}/openapi.json", timeout=30).json()["paths"]["/submissions"]["post"]
+    form = operation["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["required"] == ["files"] and {"entrypoint", "config_file", "metadata"} <= set(form["properties"])
+    assert {"201", "400", "401", "413", "429"} <= set(operation["responses"])
+
+
 def test_not_multipart_is_400(small: Server) -> None:
     answer = httpx.post(f"{small.base_url}/submissions", json={"files": ["main.py"]}, timeout=30,
                         headers={"Authorization": f"Bearer {small.instance.tokens['alice']}"})
