@@ -27,6 +27,7 @@ from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from .admission import Admission, Refusal
+from .behalf import PreparedCommit
 from .behalf import prepare as prepare_commit
 from .behalf import publish as publish_commit
 from .jobs import JobStore
@@ -158,23 +159,29 @@ class Intake:
                     await asyncio.sleep(UPLOAD_RETRY_SECONDS * 2 ** (attempt - 1))  # git holds a ref briefly
                 prepared = await asyncio.to_thread(prepare_commit, self.settings.repo_path, user, upload,
                                                    self.settings.current_datasets(), self.settings.limits)
+                push_id = UPLOAD_ID_PREFIX + secrets.token_urlsafe(18)
                 try:
                     if prepared.submission is None:
                         raise UploadRejected(prepared.problems)
-                    push_id = UPLOAD_ID_PREFIX + secrets.token_urlsafe(18)
                     subs, refusal = await self.admit(user, push_id, [prepared.submission], options)
                     if refusal:
                         raise UploadRefused(refusal)
-                    try:
-                        landed = await asyncio.to_thread(publish_commit, self.settings.repo_path, prepared)
-                    finally:
-                        await self.settle(push_id, wait=True)  # hands over what landed, gives back the rest
-                finally:
+                except BaseException:
                     prepared.discard()
-                if landed:
+                    raise
+                # Shielded: once slots are reserved, the branch move and the settling finish together,
+                # even if the request is abandoned meanwhile.
+                if await asyncio.shield(self._publish(push_id, prepared)):
                     return subs[0]
         raise BranchBusy(f"{ref.removeprefix('refs/heads/')} moved {UPLOAD_ATTEMPTS} times while the upload was "
                          "committed (pushes to it right now?); nothing was changed: try again")
+
+    async def _publish(self, push_id: str, prepared: PreparedCommit) -> bool:
+        try:
+            return await asyncio.to_thread(publish_commit, self.settings.repo_path, prepared)
+        finally:
+            prepared.discard()
+            await self.settle(push_id, wait=True)  # hands over what landed, gives back the rest
 
     async def settle(self, push_id: str, refs: list[str] | None = None, wait: bool = False) -> list[str]:
         """Hand over what landed and give back what did not; the message lines for the pusher.
