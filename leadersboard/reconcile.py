@@ -2,7 +2,8 @@
 
 - pushes nobody settled and submissions never handed over get their jobs (Intake.reconcile);
 - pending jobs with no queue entry are queued again (after Redis was lost, say);
-- running jobs whose worker stopped beating are ended as failed, with the reason;
+- running jobs whose worker stopped beating are ended as failed, with the reason, and what they
+  left running on this host (processes, and containers under the docker executor) is removed;
 - the admission counters of active jobs are rebuilt from the jobs themselves.
 Every step is idempotent; `serve` runs it every `runner.reconcile_seconds`.
 """
@@ -22,6 +23,7 @@ from redis.asyncio import Redis
 
 from .admission import Admission
 from .constants import active_key, heartbeat_key
+from .containers import DockerError, remove_job_containers
 from .intake import Intake, enqueue
 from .jobs import Job, JobStore
 from .processes import kill_job_processes
@@ -67,12 +69,23 @@ class Reconciler:
                 reason = "the worker running this job stopped unexpectedly; push again to retry"
                 if job.worker and job.worker.rsplit(":", 1)[0] == socket.gethostname():
                     kill_job_processes(job.id)  # what the dead worker started here must not run on
+                    if self.settings.runner.executor == "docker":
+                        await self._remove_containers(job.id)
                 await asyncio.to_thread(self.jobs.finish, job.run_id, "failed", reason)
                 await self.admission.release(job.user, [], [job.id])
                 report.ended += 1
                 log.warning("ended job %s: its worker %s stopped beating", job.id, job.worker)
         report.slots_restored = await self._restore_slots(active, now)
         return report
+
+    async def _remove_containers(self, job_id: str) -> None:
+        try:
+            removed = await asyncio.to_thread(remove_job_containers, job_id)
+        except DockerError as exc:  # the engine is away: the job ends anyway, its container is the operator's
+            log.warning("job %s: could not remove its container: %s", job_id, exc)
+            return
+        if removed:
+            log.info("removed the container of job %s, left by its worker", job_id)
 
     async def _restore_slots(self, active: list[Job], now: float) -> int:
         """Active jobs hold an admission slot each, whatever Redis forgot; ended jobs hold none."""

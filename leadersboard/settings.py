@@ -7,6 +7,7 @@ configuration. The config file is `leadersboard.yaml` in the instance folder (`L
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,13 @@ class RunnerSettings:
     poll_delay_ms: int = 100  # how often an idle worker looks at the queue
     log_max_bytes: int = 1024 * 1024  # the live log kept in Redis (the tail); the artifact keeps 5x this
     max_artifact_bytes: int = 512 * 1024 * 1024  # what a job may copy into MLflow
+    # The docker executor (docs/operating.md, "The docker executor"):
+    docker_image: str = "leadersboard-sandbox"  # the image jobs run in (`leadersboard image build`)
+    docker_memory: str = "16g"  # memory per job, swap none (docker's size syntax: 512m, 16g)
+    docker_cpus: int = 4  # CPUs per job (capped at the host's count)
+    docker_pids: int = 4096  # processes and threads per job
+    docker_shm_size: str = "2g"  # /dev/shm per job (PyTorch data loaders pass batches through it)
+    sandbox_uid: int = 10001  # the unprivileged user and group jobs run as in their container
 
 
 @dataclass(frozen=True)
@@ -60,7 +68,8 @@ class ServerSection:
 
 SECTIONS = ("limits", "runner", "datasets", "server")
 _DATASETS_SEEN: dict[Path, tuple[int, dict[str, Path]]] = {}  # config file -> (mtime, data sets)
-EXECUTORS = ("process",)
+EXECUTORS = ("process", "docker")
+DOCKER_SIZE = re.compile(r"[1-9][0-9]*[bkmg]?", re.I)
 
 
 @dataclass(frozen=True)
@@ -148,8 +157,8 @@ class Settings:
             raise SettingsError(f"{path}: unknown sections {', '.join(sorted(unknown))}; known: {', '.join(SECTIONS)}")
         limits = Limits(**_section(raw, "limits", Limits))
         runner = RunnerSettings(**_section(raw, "runner", RunnerSettings))
-        if runner.executor not in EXECUTORS:
-            raise SettingsError(f"Config 'runner.executor' must be one of: {', '.join(EXECUTORS)}")
+        runner = replace(runner, executor=env.get("LEADERSBOARD_EXECUTOR") or runner.executor)
+        _check_runner(runner)
         datasets_raw = raw.get("datasets") or {}
         if not isinstance(datasets_raw, dict):
             raise SettingsError(f"{path}: 'datasets' must map names to folders")
@@ -172,6 +181,18 @@ class Settings:
             redis_url=env.get("LEADERSBOARD_REDIS_URL") or None,
             mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
         )
+
+
+def _check_runner(runner: RunnerSettings) -> None:
+    if runner.executor not in EXECUTORS:
+        raise SettingsError(f"Config 'runner.executor' must be one of: {', '.join(EXECUTORS)}")
+    for key in ("docker_memory", "docker_shm_size"):
+        if not DOCKER_SIZE.fullmatch(getattr(runner, key)):
+            raise SettingsError(f"Config 'runner.{key}' must be a size such as 512m or 16g, "
+                                f"not {getattr(runner, key)!r}")
+    for key in ("docker_cpus", "docker_pids", "sandbox_uid"):
+        if getattr(runner, key) < 1:
+            raise SettingsError(f"Config 'runner.{key}' must be at least 1")
 
 
 def _read_config(path: Path) -> dict[str, Any]:

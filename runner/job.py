@@ -9,10 +9,10 @@ import asyncio
 import contextlib
 import logging
 import shutil
-import sys
+import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
@@ -28,16 +28,19 @@ from leadersboard.settings import Settings
 from .checkout import CheckoutError, checkout_folder
 from .livelog import LiveLog
 from .results import ArtifactScope, CopyReport, copy_local_runs
-from .sandbox import Outcome, OutputSink, Sandbox
+from .sandbox import WORK_DIR, Outcome, OutputSink, Sandbox, SandboxError, View
 
 log = logging.getLogger(__name__)
 
 LOG_ARTIFACT_DIR = "leadersboard"
+STORE_FILE = "mlflow.db"  # the submission's local MLflow store, in its scratch folder
 
 
 class Executor(Protocol):
     name: str
     isolates_network: bool
+
+    def view(self, scratch: Path, gpu: str | None) -> View: ...
 
     async def run(self, sandbox: Sandbox, on_output: OutputSink) -> Outcome: ...
 
@@ -80,6 +83,9 @@ async def run_job(ctx: dict[str, Any], job_id: str, run_id: str) -> str:
         raise
     except JobFailed as exc:
         status, error = "failed", str(exc)
+    except SandboxError:
+        log.exception("job %s: the sandbox failed", job_id)
+        status, error = "failed", "the sandbox could not run the job; the operators have the details"
     except Exception as exc:  # the job boundary: anything else is the platform's fault, said once
         log.exception("job %s: platform error", job_id)
         status, error = "failed", f"platform error ({type(exc).__name__}); the operators have the details"
@@ -90,13 +96,14 @@ async def run_job(ctx: dict[str, Any], job_id: str, run_id: str) -> str:
 
 async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) -> tuple[str, str | None]:
     settings = w.settings
-    work = scratch / "work"
+    work = scratch / WORK_DIR
     await livelog.note(f"job {job.id}: {job.user}/{job.folder} at {job.commit[:12]} on {job.benchmark}")
     try:
         await asyncio.to_thread(checkout_folder, settings.repo_path, job.commit, job.folder, work)
     except CheckoutError as exc:
         raise JobFailed(f"the submission could not be checked out: {exc}") from exc
-    sandbox = _sandbox(settings, job, scratch, work, w.gpu)
+    view = w.executor.view(scratch, w.gpu)
+    sandbox = _sandbox(settings, job, scratch, view, w.gpu)
     network = "none" if w.executor.isolates_network else "not isolated on this worker"
     await livelog.note(f"running {' '.join(sandbox.command[1:])} with the {w.executor.name} executor, "
                        f"time limit {settings.limits.job_timeout_seconds} s, network: {network}")
@@ -104,12 +111,15 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
     await livelog.note(f"finished in {outcome.runtime_seconds:.1f} s"
                        + (f" with exit code {outcome.exit_code}" if outcome.exit_code is not None else ""))
     await asyncio.to_thread(w.jobs.client.log_metric, job.run_id, tn.METRIC_RUNTIME, round(outcome.runtime_seconds, 3))
-    report = await asyncio.to_thread(_copy_results, w, job, scratch, work)
+    report = await asyncio.to_thread(_copy_results, w, job, scratch, view)
     if report.skipped_artifacts:
         await livelog.note("artifacts over the size limit were not kept")
     if outcome.timed_out:
         return "failed", (f"stopped after the time limit of {settings.limits.job_timeout_seconds} s; "
                           "make the run shorter (fewer epochs, smaller images)")
+    if outcome.oom_limit is not None:
+        return "failed", (f"out of memory: stopped for using more than the sandbox's {outcome.oom_limit}; "
+                          "use less (smaller images or batches, fewer data loader workers)")
     if outcome.exit_code != 0:
         return "failed", f"{job.entrypoint} exited with code {outcome.exit_code}: {_last_line(livelog.path)}"
     if tn.METRIC_AUROC not in report.metrics:
@@ -118,7 +128,8 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
     return "completed", None
 
 
-def _sandbox(settings: Settings, job: Job, scratch: Path, work: Path, gpu: str | None) -> Sandbox:
+def _sandbox(settings: Settings, job: Job, scratch: Path, view: View, gpu: str | None) -> Sandbox:
+    work = scratch / WORK_DIR
     dataset = settings.current_datasets().get(job.dataset)
     if dataset is None or not dataset.is_dir():
         raise JobFailed(f"the data set {job.dataset!r} is not available on this worker")
@@ -127,36 +138,45 @@ def _sandbox(settings: Settings, job: Job, scratch: Path, work: Path, gpu: str |
     if clash:
         raise JobFailed(f"the submission has {', '.join(clash)}, which hides the data set folder of that name; "
                         "rename it")
-    python = settings.runner.python or _platform_python()
+    inside = view.scratch  # the scratch folder as the submission sees it
     env = {
-        "PATH": f"{Path(python).parent}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(scratch / "home"),
-        "TMPDIR": str(scratch / "tmp"),
+        "PATH": f"{PurePosixPath(view.python).parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(inside / "home"),
+        "TMPDIR": str(inside / "tmp"),
         "LANG": "C.UTF-8",
         "PYTHONUNBUFFERED": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
         "HF_HUB_OFFLINE": "1",
-        "HF_HOME": str(scratch / "home" / "hf"),
-        "TORCH_HOME": str(scratch / "home" / "torch"),
-        "MPLCONFIGDIR": str(scratch / "tmp"),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{scratch / 'mlflow.db'}",
+        "HF_HOME": str(inside / "home" / "hf"),
+        "TORCH_HOME": str(inside / "home" / "torch"),
+        "MPLCONFIGDIR": str(inside / "tmp"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{inside / STORE_FILE}",
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "DO_NOT_TRACK": "true",
         "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
-        "CUDA_VISIBLE_DEVICES": gpu or "",  # one GPU per worker; none when the worker has none
+        "GIT_PYTHON_REFRESH": "quiet",  # mlflow looks for git, which a sandbox need not have
+        "CUDA_VISIBLE_DEVICES": view.gpu,  # one GPU per worker; none when the worker has none
         JOB_ENV: job.id,
         "LEADERSBOARD_BENCHMARK": job.benchmark,
     }
-    return Sandbox(workdir=work, command=[python, job.entrypoint], env=env,
-                   timeout_seconds=settings.limits.job_timeout_seconds, data_mounts=mounts)
+    return Sandbox(scratch=scratch, command=[view.python, job.entrypoint], env=env,
+                   timeout_seconds=settings.limits.job_timeout_seconds, data_mounts=mounts, gpu=gpu)
 
 
-def _copy_results(w: WorkerContext, job: Job, scratch: Path, work: Path) -> CopyReport:
-    store = scratch / "mlflow.db"
-    if not store.is_file():
+def _copy_results(w: WorkerContext, job: Job, scratch: Path, view: View) -> CopyReport:
+    store = scratch / STORE_FILE
+    if not _regular_file(store):  # the submission wrote this folder: no link or pipe is followed
         return CopyReport(0, {}, 0, False)
-    scope = ArtifactScope(host=work, budget=w.settings.runner.max_artifact_bytes)
+    scope = ArtifactScope(host=scratch / WORK_DIR, inside=str(view.workdir),
+                          budget=w.settings.runner.max_artifact_bytes)
     return copy_local_runs(f"sqlite:///{store}", w.jobs.client, job.run_id, scope)
+
+
+def _regular_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
 
 
 async def _finish(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog, status: str, error: str | None,
@@ -180,7 +200,7 @@ async def _finish(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog, s
 
 
 def _upload_log(w: WorkerContext, job: Job, path: Path) -> None:
-    if path.is_file():
+    if _regular_file(path):
         w.jobs.client.log_artifact(job.run_id, str(path), LOG_ARTIFACT_DIR)
 
 
@@ -204,8 +224,4 @@ def _last_line(path: Path) -> str:
     except OSError:
         return "see the log"
     return lines[-1][:500] if lines else "it printed nothing"
-
-
-def _platform_python() -> str:
-    return sys.executable
 

@@ -4,8 +4,8 @@ The process executor is for machines without Docker: the submission runs as a ch
 its own session, with a scrubbed environment, a wall-clock limit that kills its whole process group,
 no way to outlive the worker (PR_SET_PDEATHSIG), and, where the kernel lets us, in a network
 namespace of its own with no interface up: it cannot reach Redis, MLflow or anything else over
-the network. It still runs as the worker's OS user and sees the host's files; a container executor
-is the sandbox for untrusted code (see docs/architecture.md).
+the network. It still runs as the worker's OS user and sees the host's files; the docker executor
+(`docker_executor.py`) is the sandbox for untrusted code (see docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from leadersboard.processes import JOB_ENV, kill_job_processes
 
@@ -30,18 +30,43 @@ PR_SET_PDEATHSIG = 1
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
 
+WORK_DIR = "work"  # the job's working directory, inside its scratch folder
+
 OutputSink = Callable[[bytes], Awaitable[None]]
+
+
+class SandboxError(Exception):
+    """The sandbox could not be set up or started (the platform's fault, not the submission's)."""
 
 
 @dataclass(frozen=True)
 class Sandbox:
-    workdir: Path
-    command: list[str]
-    env: dict[str, str]
+    scratch: Path  # the job's folder on this host: work/ (the working directory), home/, tmp/, the MLflow store
+    command: list[str]  # as the submission's side sees it (see View)
+    env: dict[str, str]  # exactly the submission's environment, paths as its side sees them
     timeout_seconds: float
     max_file_bytes: int = 8 * 1024**3
     network: bool = False
     data_mounts: dict[str, Path] = field(default_factory=dict)  # name in workdir -> read-only data folder
+    gpu: str | None = None  # the GPU the worker owns (its index), if any
+
+    @property
+    def workdir(self) -> Path:
+        return self.scratch / WORK_DIR
+
+
+@dataclass(frozen=True)
+class View:
+    """How the sandbox looks from the inside: where the job's scratch folder is, which Python runs
+    the entrypoint, and which GPU (CUDA_VISIBLE_DEVICES) the submission sees."""
+
+    scratch: PurePosixPath
+    python: str
+    gpu: str
+
+    @property
+    def workdir(self) -> PurePosixPath:
+        return self.scratch / WORK_DIR
 
 
 @dataclass(frozen=True)
@@ -49,13 +74,19 @@ class Outcome:
     exit_code: int | None
     timed_out: bool
     runtime_seconds: float
+    oom_limit: str | None = None  # set when the sandbox was killed for going over this memory limit
 
 
 class ProcessExecutor:
     name = "process"
 
-    def __init__(self) -> None:
+    def __init__(self, python: str) -> None:
+        self.python = python
         self.isolates_network = network_isolation_works()
+
+    def view(self, scratch: Path, gpu: str | None) -> View:
+        """The child sees the host as it is."""
+        return View(PurePosixPath(scratch), self.python, gpu or "")
 
     async def run(self, sandbox: Sandbox, on_output: OutputSink) -> Outcome:
         for name, source in sandbox.data_mounts.items():

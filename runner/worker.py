@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 from typing import Any
 
 from arq import Worker
@@ -21,12 +22,13 @@ from leadersboard.jobs import JobStore
 from leadersboard.settings import Settings
 from leadersboard.site_generator import SiteBuilder
 
-from .job import WorkerContext, run_job
+from .docker_executor import DockerExecutor, DockerUnavailable
+from .job import Executor, WorkerContext, run_job
 from .sandbox import ProcessExecutor
 
 log = logging.getLogger(__name__)
 
-# arq's own limit sits above ours so that our deadline, which kills the process group, fires first.
+# arq's own limit sits above ours so that our deadline, which kills the job's processes or container, fires first.
 ARQ_MARGIN_SECONDS = 600
 HEALTH_CHECK_SECONDS = 10  # /healthz sees a worker as alive while arq's health key is fresh
 
@@ -34,8 +36,15 @@ HEALTH_CHECK_SECONDS = 10  # /healthz sees a worker as alive while arq's health 
 def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False) -> Worker:
     if not settings.redis_url or not settings.mlflow_tracking_uri:
         raise ValueError("a worker needs LEADERSBOARD_REDIS_URL and MLFLOW_TRACKING_URI")
-    if settings.runner.executor != "process":
-        raise ValueError(f"unknown executor {settings.runner.executor!r}; this worker supports: process")
+    if settings.runner.executor == "docker":
+        try:  # checked here, before arq starts, so that a missing engine or image is said plainly
+            docker: DockerExecutor | None = DockerExecutor.from_settings(settings.runner)
+        except DockerUnavailable as exc:
+            raise ValueError(str(exc)) from exc
+    elif settings.runner.executor == "process":
+        docker = None
+    else:
+        raise ValueError(f"unknown executor {settings.runner.executor!r}; this worker supports: process, docker")
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
     redis_url, tracking_uri = settings.redis_url, settings.mlflow_tracking_uri
 
@@ -47,10 +56,15 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
         async def job_ended() -> None:
             site.request_rebuild()  # coalesced: a burst of finished jobs builds once
 
-        executor = ProcessExecutor()
-        if not executor.isolates_network:
-            log.warning("this host cannot give jobs a network namespace of their own: submissions can reach the "
-                        "network (run the worker as root, or allow unprivileged user namespaces)")
+        executor: Executor
+        if docker is not None:
+            executor = docker
+            log.info("docker executor: %s", docker.describe())
+        else:
+            executor = ProcessExecutor(settings.runner.python or sys.executable)
+            if not executor.isolates_network:
+                log.warning("this host cannot give jobs a network namespace of their own: submissions can reach "
+                            "the network (run the worker as root, or allow unprivileged user namespaces)")
         ctx["site"] = site
         ctx["leadersboard"] = WorkerContext(
             settings=settings, redis=redis, jobs=JobStore(tracking_uri), admission=Admission(redis, settings.limits),

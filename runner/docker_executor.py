@@ -1,0 +1,241 @@
+"""The docker executor: each job in a container of its own, the sandbox for hostile code.
+
+The container (`create_args`):
+- no network, an unprivileged user (`runner.sandbox_uid`), every capability dropped,
+  no-new-privileges, a read-only root file system with a small /tmp in memory, an init that reaps
+  orphans;
+- memory with no swap, CPU and pids limits, a private IPC namespace with its own /dev/shm, no core
+  dumps, the per-file size limit of the process executor;
+- the job's scratch folder at /job (working directory /job/work), each category folder of the data
+  set read-only at /data/<category>, linked by name from the working directory;
+- its GPU (`--gpus device=N`) when the worker owns one and the host has the NVIDIA container runtime;
+- labelled with the job id and named after it; its output attached live, and not kept by docker.
+
+The job's end, whatever it is (done, time limit, cancel, error), removes the container; one left by
+a dead worker is removed by the reconciler (`leadersboard.containers`).
+
+We drive the `docker` command line rather than the Python SDK: no extra dependency, every call is
+an asyncio subprocess (the SDK blocks), and what the worker runs is what an operator can type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from leadersboard.containers import DOCKER, JOB_LABEL, DockerError, container_name, docker, remove_job_containers
+from leadersboard.processes import JOB_ENV
+from leadersboard.settings import RunnerSettings
+
+from .image import PYTHON, UID_LABEL
+from .sandbox import WORK_DIR, Outcome, OutputSink, Sandbox, SandboxError, View
+
+log = logging.getLogger(__name__)
+
+JOB_DIR = PurePosixPath("/job")  # the job's scratch folder, inside
+DATA_DIR = PurePosixPath("/data")  # the data set's category folders, inside, read-only
+TMPFS = "/tmp:rw,nosuid,nodev,size=512m"  # noqa: S108 (the container's own /tmp, in memory)
+READ_CHUNK = 16 * 1024
+SHARED_DIR_MODE = 0o1770  # the sandbox's group may add entries, but not move the worker's (sticky)
+
+
+class DockerUnavailable(Exception):
+    """Docker cannot run jobs on this host (no engine, no image); the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """What every job's container gets, fixed when the worker starts."""
+
+    image: str
+    memory: str
+    cpus: int
+    pids: int
+    shm_size: str
+    uid: int
+    gid: int
+    gpus: bool  # the host can hand a container a GPU (NVIDIA container runtime)
+
+
+class DockerExecutor:
+    name = "docker"
+    isolates_network = True
+
+    def __init__(self, spec: ContainerSpec) -> None:
+        self.spec = spec
+
+    @classmethod
+    def from_settings(cls, runner: RunnerSettings) -> DockerExecutor:
+        """Check that the engine answers and the image exists, and read what the host offers."""
+        try:
+            docker("version", "--format", "{{.Server.Version}}")
+        except DockerError as exc:
+            raise DockerUnavailable(f"the docker executor cannot reach the Docker engine ({exc}); start dockerd, "
+                                    "or run with --executor process") from exc
+        try:
+            labels = json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}",
+                                       runner.docker_image)) or {}
+        except DockerError as exc:
+            raise DockerUnavailable(f"the sandbox image {runner.docker_image!r} does not exist here; build it with "
+                                    f"`leadersboard image build --name {runner.docker_image}`") from exc
+        if os.geteuid() == 0:
+            uid = gid = runner.sandbox_uid
+        else:  # only root can hand the scratch folder to another user: jobs run as the worker's user
+            uid, gid = os.geteuid(), os.getegid()
+            log.warning("the worker is not root: containers run as its own user %d, not runner.sandbox_uid", uid)
+        if str(uid) != labels.get(UID_LABEL, str(uid)):
+            log.warning("the image %s was built for uid %s, jobs run as %d: rebuild it with "
+                        "`leadersboard image build --rebuild`", runner.docker_image, labels[UID_LABEL], uid)
+        spec = ContainerSpec(image=runner.docker_image, memory=runner.docker_memory,
+                             cpus=min(runner.docker_cpus, os.cpu_count() or 1), pids=runner.docker_pids,
+                             shm_size=runner.docker_shm_size, uid=uid, gid=gid, gpus=nvidia_runtime())
+        return cls(spec)
+
+    def describe(self) -> str:
+        spec = self.spec
+        return (f"image {spec.image}, memory {spec.memory} (no swap), {spec.cpus} CPU(s), {spec.pids} processes, "
+                f"shared memory {spec.shm_size}, user {spec.uid}:{spec.gid}, GPU {'yes' if spec.gpus else 'no'}")
+
+    def view(self, scratch: Path, gpu: str | None) -> View:
+        """The scratch folder is /job; the worker's GPU, when handed over, is the container's only one."""
+        return View(JOB_DIR, PYTHON, "0" if gpu is not None and self.spec.gpus else "")
+
+    async def run(self, sandbox: Sandbox, on_output: OutputSink) -> Outcome:
+        job_id = sandbox.env.get(JOB_ENV) or sandbox.scratch.name
+        name = container_name(job_id)
+        await asyncio.to_thread(self._prepare, sandbox)
+        try:
+            await asyncio.to_thread(remove_job_containers, job_id)  # one left by an earlier try of this job
+            await _docker(*create_args(sandbox, self.spec, name, job_id))
+        except DockerError as exc:
+            raise SandboxError(str(exc)) from exc
+        await on_output(f"[leadersboard] container {name}: {self.describe()}\n".encode())
+        try:
+            return await self._attach(name, sandbox.timeout_seconds, on_output)
+        finally:  # every end, a cancel included: nothing of the job may live on
+            await asyncio.shield(asyncio.to_thread(_remove, job_id))
+
+    async def _attach(self, name: str, timeout: float, on_output: OutputSink) -> Outcome:
+        start = time.monotonic()
+        proc = await asyncio.create_subprocess_exec(
+            DOCKER, "start", "--attach", name, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT)
+        assert proc.stdout is not None
+        stdout = proc.stdout
+
+        async def pump() -> None:
+            while chunk := await stdout.read(READ_CHUNK):
+                await on_output(chunk)
+            await proc.wait()
+
+        timed_out = False
+        try:
+            await asyncio.wait_for(pump(), timeout)
+        except TimeoutError:
+            timed_out = True
+            with contextlib.suppress(DockerError):
+                await _docker("kill", name)
+        finally:
+            if proc.returncode is None:  # the attached client, not the container: that one is removed after
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        runtime = time.monotonic() - start
+        try:
+            state = json.loads(await _docker("inspect", "--format", "{{json .State}}", name))
+        except (DockerError, ValueError) as exc:
+            raise SandboxError(f"cannot read the state of container {name}: {exc}") from exc
+        if state.get("Error"):
+            raise SandboxError(f"container {name} did not run: {state['Error']}")
+        oom = self.spec.memory if state.get("OOMKilled") else None
+        return Outcome(None if timed_out else int(state.get("ExitCode", -1)), timed_out, runtime, oom)
+
+    def _prepare(self, sandbox: Sandbox) -> None:
+        """Hand the scratch folder to the sandbox's user, and link the data set's categories.
+
+        The folders the worker made (the scratch folder, work/, home/, tmp/) stay the worker's, with
+        the sandbox's group allowed to add entries but, by the sticky bit, not to move or remove
+        the worker's: the job log and the folders themselves cannot be swapped for links. What the
+        submission checked in becomes its own."""
+        spec = self.spec
+        if os.geteuid() == 0:
+            folders = [sandbox.scratch, *(p for p in sandbox.scratch.iterdir() if p.is_dir() and not p.is_symlink())]
+            for folder in folders:
+                os.chown(folder, 0, spec.gid)
+                os.chmod(folder, SHARED_DIR_MODE)
+            for folder in folders[1:]:
+                for parent, dirs, files in os.walk(folder):
+                    for entry in (*dirs, *files):
+                        os.lchown(Path(parent) / entry, spec.uid, spec.gid)
+        for category in sandbox.data_mounts:
+            (sandbox.workdir / category).symlink_to(DATA_DIR / category, target_is_directory=True)
+
+
+def create_args(sandbox: Sandbox, spec: ContainerSpec, name: str, job_id: str) -> list[str]:
+    """`docker create ...` for the job: the sandbox, as flags."""
+    fsize = sandbox.max_file_bytes
+    args = [
+        "create", "--name", name, "--label", f"{JOB_LABEL}={job_id}", "--pull", "never",
+        "--network", "none",
+        "--user", f"{spec.uid}:{spec.gid}",
+        "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+        "--read-only", "--tmpfs", TMPFS,
+        "--memory", spec.memory, "--memory-swap", spec.memory, "--oom-score-adj", "1000",
+        "--cpus", str(spec.cpus), "--pids-limit", str(spec.pids),
+        "--ipc", "private", "--shm-size", spec.shm_size,
+        "--ulimit", "core=0", "--ulimit", f"fsize={fsize}:{fsize}",
+        "--init", "--log-driver", "none",
+        "--mount", _bind(sandbox.scratch, JOB_DIR, readonly=False),
+        "--workdir", str(JOB_DIR / WORK_DIR),
+    ]
+    for category, source in sorted(sandbox.data_mounts.items()):
+        args += ["--mount", _bind(source, DATA_DIR / category, readonly=True)]
+    if sandbox.network:
+        raise SandboxError("the docker executor gives jobs no network")
+    if sandbox.gpu is not None and spec.gpus:
+        args += ["--gpus", f"device={sandbox.gpu}"]
+    for key, value in sorted(sandbox.env.items()):
+        args += ["--env", f"{key}={value}"]
+    return [*args, spec.image, *sandbox.command]
+
+
+def _bind(source: Path, target: PurePosixPath, readonly: bool) -> str:
+    """A `--mount` value (CSV: a path with a comma or quote is quoted)."""
+    fields = ["type=bind", f"source={source}", f"target={target}", *(["readonly"] if readonly else [])]
+    line = io.StringIO()
+    csv.writer(line, lineterminator="").writerow(fields)
+    return line.getvalue()
+
+
+def nvidia_runtime() -> bool:
+    """Whether this host's Docker can hand a GPU to a container (`--gpus`)."""
+    if shutil.which("nvidia-container-runtime-hook"):
+        return True
+    with contextlib.suppress(DockerError, ValueError):
+        return "nvidia" in (json.loads(docker("info", "--format", "{{json .Runtimes}}")) or {})
+    return False
+
+
+async def _docker(*args: str) -> str:
+    proc = await asyncio.create_subprocess_exec(DOCKER, *args, stdin=asyncio.subprocess.DEVNULL,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise DockerError(f"docker {args[0]} exited {proc.returncode}: {err.decode(errors='replace').strip()}")
+    return out.decode(errors="replace")
+
+
+def _remove(job_id: str) -> None:
+    try:
+        remove_job_containers(job_id)
+    except DockerError:  # the reconciler tries again if the job's worker goes away
+        log.exception("job %s: could not remove its container", job_id)
