@@ -14,6 +14,9 @@ command -v git >/dev/null || missing+=(git)
 command -v redis-server >/dev/null || missing+=(redis-server)
 # The tests look at the leaderboard pages in a real headless browser.
 [[ -n $testing ]] && ! command -v chromium >/dev/null && missing+=(chromium)
+# ... and run jobs in containers on a real Docker engine, in an image made with debootstrap.
+[[ -n $testing ]] && ! command -v dockerd >/dev/null && missing+=(docker.io)
+[[ -n $testing ]] && ! command -v debootstrap >/dev/null && missing+=(debootstrap)
 python3 -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
 if ((${#missing[@]})); then
     sudo=""

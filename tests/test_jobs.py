@@ -88,8 +88,10 @@ if __name__ == "__main__":
 class Platform:
     """An instance served by `leadersboard serve` with workers, tracking jobs in a real MLflow server."""
 
-    def __init__(self, instance: Instance, redis_url: str, mlflow_url: str, workers: int) -> None:
+    def __init__(self, instance: Instance, redis_url: str, mlflow_url: str, workers: int,
+                 serve_args: tuple[str, ...] = ()) -> None:
         self.instance = instance
+        self.serve_args = serve_args  # more options for `leadersboard serve`
         self.redis_url = redis_url
         self.mlflow_url = mlflow_url
         self.workers = workers
@@ -114,7 +116,7 @@ class Platform:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [LEADERSBOARD, "serve", "--api-port", str(self.port), "--web-port", str(self.web_port),
-                 "--workers", str(self.workers)],
+                 "--workers", str(self.workers), *self.serve_args],
                 env=self.env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while True:
