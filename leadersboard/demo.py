@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from .redis_server import free_port
 
 EXAMPLE = Path(__file__).resolve().parent / "examples" / "padim"
 DEMO_USER = "demo"
+JOB_APPEARS_SECONDS = 60
 STATUS_ICONS = {"pending": "⏳", "running": "⏳", "completed": "✅", "failed": "❌", "cancelled": "⛔"}
 
 Echo = Callable[[str], None]
@@ -77,10 +79,17 @@ def run_demo(echo: Echo, home: Path | None = None) -> Path:
 
 def _follow(port: int, token: str, job_id: str, echo: Echo, timeout: float = 1800) -> dict[str, Any]:
     """Poll the job's status, saying each change, until it ends."""
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     last = ""
     while time.monotonic() < deadline:
-        job: dict[str, Any] = json.loads(_get(port, token, f"/jobs/{job_id}/status"))
+        try:
+            job: dict[str, Any] = json.loads(_get(port, token, f"/jobs/{job_id}/status"))
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404 or last or time.monotonic() > started + JOB_APPEARS_SECONDS:
+                raise
+            time.sleep(0.2)  # a push returns before its job is created: it exists a moment later
+            continue
         if job["status"] != last:
             last = job["status"]
             echo(f"    {time.strftime('%H:%M:%S')} {STATUS_ICONS.get(last, '')} {last}")
