@@ -1,4 +1,4 @@
-"""Job overhead and dispatch latency of the worker (process executor).
+"""Job overhead and dispatch latency of the worker, with the process executor or the docker one.
 
 For one small submission that only uses MLflow:
   bare       `python main.py` in a scratch folder with a local sqlite MLFLOW_TRACKING_URI;
@@ -8,7 +8,10 @@ For one small submission that only uses MLflow:
 Prints medians over --runs, the difference platform - bare (target <= 2 s), the ratio, and the
 dispatch latency (target <= 1 s).
 
-    .venv/bin/python benchmarks/job_overhead.py [--runs 5]
+    .venv/bin/python benchmarks/job_overhead.py [--runs 5] [--executor docker [--image NAME]]
+
+With the docker executor, "bare" is still `python main.py` on the host: the overhead then includes
+the container's start and removal (the image must exist: `leadersboard image build`).
 """
 
 from __future__ import annotations
@@ -98,6 +101,8 @@ async def enqueue_time(redis_url: str, job_id: str, queue: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--executor", choices=("process", "docker"), default="process")
+    parser.add_argument("--image", default="leadersboard-sandbox", help="the docker executor's image")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="lb-bench-job-") as tmp:
         root = Path(tmp)
@@ -107,6 +112,7 @@ def main() -> None:
         run(*cli, "init", env=env)
         config = yaml.safe_load((home / "leadersboard.yaml").read_text())
         config["limits"].update(submissions_per_hour=10_000, max_active_jobs=10_000)
+        config["runner"].update(executor=args.executor, docker_image=args.image)
         (root / "data" / "pcb1").mkdir(parents=True)
         config["datasets"] = {"visa": str(root / "data")}
         (home / "leadersboard.yaml").write_text(yaml.safe_dump(config))
@@ -162,7 +168,7 @@ def main() -> None:
             mlflow.stop()
             redis.stop()
     b, p, d = statistics.median(bare), statistics.median(platform), statistics.median(dispatch)
-    print(f"runs:                               {args.runs}")
+    print(f"runs:                               {args.runs} ({args.executor} executor)")
     print(f"bare python main.py:                {b:6.2f} s")
     print(f"push accepted -> result in MLflow:  {p:6.2f} s")
     print(f"overhead (platform - bare):         {p - b:6.2f} s  (target <= 2 s)")
