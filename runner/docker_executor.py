@@ -114,12 +114,12 @@ class DockerExecutor:
         name = container_name(job_id)
         await asyncio.to_thread(self._prepare, sandbox)
         try:
-            await asyncio.to_thread(remove_job_containers, job_id)  # one left by an earlier try of this job
-            await _docker(*create_args(sandbox, self.spec, name, job_id))
-        except DockerError as exc:
-            raise SandboxError(str(exc)) from exc
-        await on_output(f"[leadersboard] container {name}: {self.describe()}\n".encode())
-        try:
+            try:
+                await asyncio.to_thread(remove_job_containers, job_id)  # one left by an earlier try of this job
+                await _docker(*create_args(sandbox, self.spec, name, job_id))
+            except DockerError as exc:
+                raise SandboxError(str(exc)) from exc
+            await on_output(f"[leadersboard] container {name}: {self.describe()}\n".encode())
             return await self._attach(name, sandbox.timeout_seconds, on_output)
         finally:  # every end, a cancel included: nothing of the job may live on
             await asyncio.shield(asyncio.to_thread(_remove, job_id))
@@ -228,7 +228,11 @@ def nvidia_runtime() -> bool:
 async def _docker(*args: str) -> str:
     proc = await asyncio.create_subprocess_exec(DOCKER, *args, stdin=asyncio.subprocess.DEVNULL,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await proc.communicate()
+    try:
+        out, err = await proc.communicate()
+    except asyncio.CancelledError:  # let the call finish (ms): what it creates, the caller then removes
+        await proc.wait()
+        raise
     if proc.returncode != 0:
         raise DockerError(f"docker {args[0]} exited {proc.returncode}: {err.decode(errors='replace').strip()}")
     return out.decode(errors="replace")

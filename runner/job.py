@@ -117,7 +117,7 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
     if outcome.timed_out:
         return "failed", (f"stopped after the time limit of {settings.limits.job_timeout_seconds} s; "
                           "make the run shorter (fewer epochs, smaller images)")
-    if outcome.oom_limit is not None:
+    if outcome.exit_code != 0 and outcome.oom_limit is not None:
         return "failed", (f"out of memory: stopped for using more than the sandbox's {outcome.oom_limit}; "
                           "use less (smaller images or batches, fewer data loader workers)")
     if outcome.exit_code != 0:
