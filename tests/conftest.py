@@ -312,8 +312,9 @@ class Server:
                 self.process.wait()
                 raise AssertionError(f"leadersboard serve ignored SIGTERM:\n{self.log()}") from None
         assert self.process.returncode == 0, f"serve exited {self.process.returncode}:\n{self.log()}"
-        with socket.socket() as sock:
-            assert sock.connect_ex(("127.0.0.1", self.port)) != 0, "the port still answers after stop"
+        for port in (self.port, self.web_port) if self.web_port else (self.port,):
+            with socket.socket() as sock:
+                assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still answers after stop"
 
 
 def launch_server(inst: Instance, redis_url: str | None, workers: int = 0) -> Server:

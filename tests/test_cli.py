@@ -214,6 +214,7 @@ def test_serve_stops_everything_it_started_on_sigterm(make_instance: Callable[..
                 break
             time.sleep(0.2)
         assert health["redis"] == "ok" and health["workers"] == "ok", health
+        assert httpx.get(server.web_url, timeout=5).status_code == 200  # the web form, stopped with the rest
         children = _descendants(server.process.pid)
         commands = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ") for pid in children]
         assert any(b"redis-server" in c for c in commands), commands
