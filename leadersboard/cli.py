@@ -187,7 +187,7 @@ def _check_docker(settings: Settings) -> None:
     from leadersboard.runner.docker_executor import DockerExecutor, DockerUnavailable
 
     try:
-        DockerExecutor.from_settings(settings.runner)
+        DockerExecutor.from_settings(settings)
     except DockerUnavailable as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -4,6 +4,7 @@
 - pending jobs with no queue entry are queued again (after Redis was lost, say);
 - running jobs whose worker stopped beating are ended as failed, with the reason, and what they
   left running on this host (processes, and containers under the docker executor) is removed;
+- under the docker executor, this instance's containers whose job is no longer active are removed;
 - the admission counters of active jobs are rebuilt from the jobs themselves.
 Every step is idempotent; `serve` runs it every `runner.reconcile_seconds`.
 """
@@ -23,7 +24,7 @@ from redis.asyncio import Redis
 
 from .admission import Admission
 from .constants import active_key, heartbeat_key
-from .containers import DockerError, remove_job_containers
+from .containers import DockerError, instance_containers, instance_label, remove_containers, remove_job_containers
 from .intake import Intake, enqueue
 from .jobs import Job, JobStore
 from .processes import kill_job_processes
@@ -58,6 +59,8 @@ class Reconciler:
     async def run_once(self, now: float | None = None) -> ReconcileReport:
         now = time.time() if now is None else now
         report = ReconcileReport(handed_over=await self.intake.reconcile(now))
+        # Containers first, jobs second: a container made meanwhile belongs to a job active in the list.
+        containers = await self._containers() if self.settings.runner.executor == "docker" else {}
         active = await asyncio.to_thread(self.jobs.with_status, "pending", "running")
         grace = 2 * max(1, self.settings.runner.heartbeat_seconds)
         for job in active:
@@ -76,7 +79,27 @@ class Reconciler:
                 report.ended += 1
                 log.warning("ended job %s: its worker %s stopped beating", job.id, job.worker)
         report.slots_restored = await self._restore_slots(active, now)
+        active_ids = {job.id for job in active}
+        await self._remove_stale(sorted(c for c, job_id in containers.items() if job_id not in active_ids))
         return report
+
+    async def _containers(self) -> dict[str, str]:
+        try:
+            return await asyncio.to_thread(instance_containers, instance_label(self.settings.home))
+        except DockerError as exc:
+            log.warning("cannot list this instance's containers: %s", exc)
+            return {}
+
+    async def _remove_stale(self, ids: list[str]) -> None:
+        """Containers whose job has ended: its worker could not remove them (it died, say)."""
+        if not ids:
+            return
+        try:
+            await asyncio.to_thread(remove_containers, ids)
+        except DockerError as exc:
+            log.warning("could not remove containers of ended jobs: %s", exc)
+            return
+        log.info("removed %d container(s) of ended jobs", len(ids))
 
     async def _remove_containers(self, job_id: str) -> None:
         try:

@@ -9,10 +9,11 @@ The container (`create_args`):
 - the job's scratch folder at /job (working directory /job/work), each category folder of the data
   set read-only at /data/<category>, linked by name from the working directory;
 - its GPU (`--gpus device=N`) when the worker owns one and the host has the NVIDIA container runtime;
-- labelled with the job id and named after it; its output attached live, and not kept by docker.
+- labelled with the job id and the instance, named after the job; its output attached live, and not
+  kept by docker.
 
 The job's end, whatever it is (done, time limit, cancel, error), removes the container; one left by
-a dead worker is removed by the reconciler (`leadersboard.containers`).
+a dead worker, or by anything else, is removed by the reconciler (`leadersboard.containers`).
 
 We drive the `docker` command line rather than the Python SDK: no extra dependency, every call is
 an asyncio subprocess (the SDK blocks), and what the worker runs is what an operator can type.
@@ -32,9 +33,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from leadersboard.containers import DOCKER, JOB_LABEL, DockerError, container_name, docker, remove_job_containers
+from leadersboard.containers import (
+    DOCKER,
+    INSTANCE_LABEL,
+    JOB_LABEL,
+    DockerError,
+    container_name,
+    docker,
+    instance_label,
+    remove_job_containers,
+)
 from leadersboard.processes import JOB_ENV
-from leadersboard.settings import RunnerSettings
+from leadersboard.settings import Settings
 
 from .image import PYTHON, UID_LABEL
 from .sandbox import WORK_DIR, Outcome, OutputSink, Sandbox, SandboxError, View
@@ -64,6 +74,7 @@ class ContainerSpec:
     uid: int
     gid: int
     gpus: bool  # the host can hand a container a GPU (NVIDIA container runtime)
+    instance: str = ""  # the instance label's value (`containers.instance_label`)
 
 
 class DockerExecutor:
@@ -74,8 +85,9 @@ class DockerExecutor:
         self.spec = spec
 
     @classmethod
-    def from_settings(cls, runner: RunnerSettings) -> DockerExecutor:
+    def from_settings(cls, settings: Settings) -> DockerExecutor:
         """Check that the engine answers and the image exists, and read what the host offers."""
+        runner = settings.runner
         try:
             docker("version", "--format", "{{.Server.Version}}")
         except DockerError as exc:
@@ -97,7 +109,8 @@ class DockerExecutor:
                         "`leadersboard image build --rebuild`", runner.docker_image, labels[UID_LABEL], uid)
         spec = ContainerSpec(image=runner.docker_image, memory=runner.docker_memory,
                              cpus=min(runner.docker_cpus, os.cpu_count() or 1), pids=runner.docker_pids,
-                             shm_size=runner.docker_shm_size, uid=uid, gid=gid, gpus=nvidia_runtime())
+                             shm_size=runner.docker_shm_size, uid=uid, gid=gid, gpus=nvidia_runtime(),
+                             instance=instance_label(settings.home))
         return cls(spec)
 
     def describe(self) -> str:
@@ -184,7 +197,8 @@ def create_args(sandbox: Sandbox, spec: ContainerSpec, name: str, job_id: str) -
     """`docker create ...` for the job: the sandbox, as flags."""
     fsize = sandbox.max_file_bytes
     args = [
-        "create", "--name", name, "--label", f"{JOB_LABEL}={job_id}", "--pull", "never",
+        "create", "--name", name, "--label", f"{JOB_LABEL}={job_id}", "--label", f"{INSTANCE_LABEL}={spec.instance}",
+        "--pull", "never",
         "--network", "none",
         "--user", f"{spec.uid}:{spec.gid}",
         "--cap-drop", "ALL", "--security-opt", "no-new-privileges",

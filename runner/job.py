@@ -185,6 +185,8 @@ async def _finish(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog, s
         await livelog.note(f"status: {status}" + (f" ({error})" if error else ""))
         await livelog.close()
         await asyncio.to_thread(_upload_log, w, job, livelog.path)
+        # Gone before the status says the job ended: an ended job has left nothing behind.
+        await asyncio.to_thread(shutil.rmtree, scratch, True)
         await asyncio.to_thread(w.jobs.finish, job.run_id, status, error)
     except Exception:  # the reconciler ends jobs left running; say it once here
         log.exception("job %s: could not record the final status %s", job.id, status)

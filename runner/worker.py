@@ -38,7 +38,7 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
         raise ValueError("a worker needs LEADERSBOARD_REDIS_URL and MLFLOW_TRACKING_URI")
     if settings.runner.executor == "docker":
         try:  # checked here, before arq starts, so that a missing engine or image is said plainly
-            docker: DockerExecutor | None = DockerExecutor.from_settings(settings.runner)
+            docker: DockerExecutor | None = DockerExecutor.from_settings(settings)
         except DockerUnavailable as exc:
             raise ValueError(str(exc)) from exc
     elif settings.runner.executor == "process":

@@ -25,7 +25,7 @@ import yaml
 from conftest import LEADERSBOARD, Instance, create_instance, run_cli
 from test_jobs import EXFILTRATING_MAIN, MLFLOW_MAIN, SLEEPING_MAIN, Platform, processes_with, run_tags, unique_user
 
-from leadersboard.containers import JOB_LABEL
+from leadersboard.containers import INSTANCE_LABEL, JOB_LABEL, instance_label
 from leadersboard.mlflow_server import MlflowServer
 from leadersboard.redis_server import RedisServer, start_redis
 from leadersboard.runner.docker_executor import ContainerSpec, create_args
@@ -92,9 +92,10 @@ def sandbox_image(docker_engine: None) -> str:
     return IMAGE
 
 
-def containers_of(job_id: str) -> list[str]:
-    """Every container of the job, running or not."""
-    out = subprocess.run(["docker", "ps", "--all", "--quiet", "--filter", f"label={JOB_LABEL}={job_id}"],
+def containers_of(job_id: str, full: bool = False) -> list[str]:
+    """Every container of the job, running or not (`full`: their whole ids)."""
+    out = subprocess.run(["docker", "ps", "--all", "--quiet", *(["--no-trunc"] if full else []),
+                          "--filter", f"label={JOB_LABEL}={job_id}"],
                          capture_output=True, text=True, check=True, timeout=30).stdout
     return out.split()
 
@@ -401,6 +402,29 @@ def test_a_dead_workers_container_is_removed(make_platform: Callable[..., Platfo
     assert processes_with(marker) == []
 
 
+def test_the_reconciler_sweeps_containers_of_ended_jobs(platform: Platform, sandbox_image: str) -> None:
+    """Whatever left it (a worker killed in the middle of its clean-up, say), a container of this instance
+    whose job is not active goes; another instance's container on the same engine stays."""
+    ours = instance_label(platform.instance.home.resolve())
+
+    def start(instance: str) -> str:
+        return subprocess.run(
+            ["docker", "run", "--detach", "--pull", "never", "--network", "none", "--label", f"{JOB_LABEL}=ended",
+             "--label", f"{INSTANCE_LABEL}={instance}", sandbox_image, "sleep", "300"],
+            capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+
+    stale, foreign = start(ours), start("someone-else")
+    try:
+        deadline = time.monotonic() + 30
+        while stale in containers_of("ended", full=True):
+            assert time.monotonic() < deadline, "the reconciler left a container of an ended job"
+            time.sleep(0.3)
+        assert foreign in containers_of("ended", full=True)
+        assert "removed 1 container(s) of ended jobs" in platform.log()
+    finally:
+        subprocess.run(["docker", "rm", "--force", stale, foreign], capture_output=True, check=False, timeout=60)
+
+
 def worker_pid(platform: Platform) -> int:
     """The pid of the worker process `serve` started (its only child running `leadersboard.cli worker`)."""
     assert platform.process is not None
@@ -466,3 +490,18 @@ def test_apt_source_is_read_from_the_machines_configuration(tmp_path: Path) -> N
     assert apt_source(tmp_path).suite == "trixie"
     (tmp_path / "sources.list").write_text("deb [arch=amd64] http://old.invalid/debian bookworm main\n")
     assert (apt_source(tmp_path).mirror, apt_source(tmp_path).suite) == ("http://old.invalid/debian", "bookworm")
+
+
+def test_stopping_serve_removes_the_running_container(make_platform: Callable[..., Platform],
+                                                      tmp_path: Path) -> None:
+    platform = make_platform()
+    user = new_user(platform)
+    marker = f"lb-marker-{uuid.uuid4().hex}"
+    job_id = platform.submit(platform.client(tmp_path, user), "sleepy", SLEEPING_MAIN.format(marker=marker))
+    deadline = time.monotonic() + 60
+    while not containers_of(job_id) or not processes_with(marker):
+        assert time.monotonic() < deadline, platform.log()[-3000:]
+        time.sleep(0.2)
+    platform.stop()  # SIGTERM, as an operator stops it: the worker cancels its job
+    assert containers_of(job_id) == [], platform.log()[-3000:]
+    assert processes_with(marker) == []
