@@ -153,7 +153,9 @@ class JobStore:
 
     def mark_running(self, run_id: str, worker: str) -> None:
         self.client.update_run(run_id, status="RUNNING")
-        for key, value in ((tn.TAG_STATUS, "running"), (TAG_WORKER, worker), (TAG_STARTED_AT, f"{time.time():.3f}")):
+        # The status last: whoever reads "running" also finds the worker and the start time (without
+        # them the reconciler would take the job for one whose worker has long stopped beating).
+        for key, value in ((TAG_WORKER, worker), (TAG_STARTED_AT, f"{time.time():.3f}"), (tn.TAG_STATUS, "running")):
             self.client.set_tag(run_id, key, value)
 
     def finish(self, run_id: str, status: str, error: str | None = None) -> None:
