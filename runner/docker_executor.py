@@ -113,10 +113,15 @@ class DockerExecutor:
                              instance=instance_label(settings.home))
         return cls(spec)
 
-    def describe(self) -> str:
+    def describe(self, job: Sandbox | None = None) -> str:
+        """The containers' limits, for the worker's log; with `job`, the GPU that job's container gets."""
         spec = self.spec
+        if job is None:
+            gpu = f"GPU {'yes' if spec.gpus else 'no'}"
+        else:
+            gpu = f"GPU {job.gpu} of the host" if job.gpu is not None and spec.gpus else "no GPU"
         return (f"image {spec.image}, memory {spec.memory} (no swap), {spec.cpus} CPU(s), {spec.pids} processes, "
-                f"shared memory {spec.shm_size}, user {spec.uid}:{spec.gid}, GPU {'yes' if spec.gpus else 'no'}")
+                f"shared memory {spec.shm_size}, user {spec.uid}:{spec.gid}, {gpu}")
 
     def view(self, scratch: Path, gpu: str | None) -> View:
         """The scratch folder is /job; the worker's GPU, when handed over, is the container's only one."""
@@ -132,7 +137,7 @@ class DockerExecutor:
                 await _docker(*create_args(sandbox, self.spec, name, job_id))
             except DockerError as exc:
                 raise SandboxError(str(exc)) from exc
-            await on_output(f"[leadersboard] container {name}: {self.describe()}\n".encode())
+            await on_output(f"[leadersboard] container {name}: {self.describe(sandbox)}\n".encode())
             return await self._attach(name, sandbox.timeout_seconds, on_output)
         finally:  # every end, a cancel included: nothing of the job may live on
             await asyncio.shield(asyncio.to_thread(_remove, job_id))

@@ -26,6 +26,8 @@ from conftest import LEADERSBOARD, Instance, create_instance, run_cli
 from test_jobs import EXFILTRATING_MAIN, MLFLOW_MAIN, SLEEPING_MAIN, Platform, processes_with, run_tags, unique_user
 
 from leadersboard.containers import INSTANCE_LABEL, JOB_LABEL, instance_label
+from leadersboard.datagen import generate_dataset
+from leadersboard.demo import EXAMPLE
 from leadersboard.mlflow_server import MlflowServer
 from leadersboard.redis_server import RedisServer, start_redis
 from leadersboard.runner.docker_executor import ContainerSpec, create_args
@@ -33,6 +35,7 @@ from leadersboard.runner.image import apt_source
 from leadersboard.runner.sandbox import Sandbox
 
 IMAGE = "leadersboard-sandbox-test"
+ANOMALIB_IMAGE = "leadersboard-sandbox-test-anomalib"
 IMAGE_BUILD_SECONDS = 900
 DOCKERD_START_SECONDS = 60
 SANDBOX_UID = 10001
@@ -80,16 +83,27 @@ def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             proc.wait()
 
 
-@pytest.fixture(scope="session")
-def sandbox_image(docker_engine: None) -> str:
-    """The small sandbox image (MLflow, PyYAML), built by the real command; reused when its recipe
-    has not changed since an earlier run."""
+def build_image(name: str, *options: str) -> str:
+    """`leadersboard image build --name NAME`, as an operator runs it; a no-op when an image of the same
+    recipe exists from an earlier run."""
     assert LEADERSBOARD
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADERSBOARD_")}
-    result = subprocess.run([LEADERSBOARD, "image", "build", "--name", IMAGE], capture_output=True, text=True,
-                            env=env, timeout=IMAGE_BUILD_SECONDS, check=False)
+    result = subprocess.run([LEADERSBOARD, "image", "build", "--name", name, *options], capture_output=True,
+                            text=True, env=env, timeout=IMAGE_BUILD_SECONDS, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    return IMAGE
+    return name
+
+
+@pytest.fixture(scope="session")
+def sandbox_image(docker_engine: None) -> str:
+    """The small sandbox image: MLflow and PyYAML (~1.5 min to build, 1 GB)."""
+    return build_image(IMAGE)
+
+
+@pytest.fixture(scope="session")
+def anomalib_image(docker_engine: None) -> str:
+    """The image models need: also torch, torchvision, anomalib (~3.5 min to build, 7 GB)."""
+    return build_image(ANOMALIB_IMAGE, "--with-anomalib")
 
 
 def containers_of(job_id: str, full: bool = False) -> list[str]:
@@ -119,7 +133,8 @@ def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Callable[[], RedisSer
 
 
 def start_platform(base: Path, redis_url: str, mlflow_url: str | None, image: str,
-                   limits: dict[str, int] | None = None, flag: bool = False) -> Platform:
+                   limits: dict[str, int] | None = None, flag: bool = False,
+                   runner: dict[str, str | int] | None = None) -> Platform:
     """An instance whose worker runs jobs in containers, with small limits: chosen by the config
     (`runner.executor: docker`), or with `flag` by `serve --executor docker`. Without `mlflow_url`,
     jobs are tracked in the instance's own SQLite store."""
@@ -128,7 +143,7 @@ def start_platform(base: Path, redis_url: str, mlflow_url: str | None, image: st
     document["runner"].update({"executor": "process" if flag else "docker", "docker_image": image,
                                "docker_memory": MEMORY, "docker_pids": PIDS, "docker_cpus": 1,
                                "docker_shm_size": "64m", "sandbox_uid": SANDBOX_UID,
-                               "heartbeat_seconds": 1, "reconcile_seconds": 1})
+                               "heartbeat_seconds": 1, "reconcile_seconds": 1, **(runner or {})})
     inst.config_path.write_text(yaml.safe_dump(document))
     return Platform(inst, redis_url, mlflow_url or inst.mlflow_uri, workers=1,
                     serve_args=("--executor", "docker") if flag else ()).start()
@@ -156,9 +171,10 @@ def make_platform(tmp_path_factory: pytest.TempPathFactory, own_redis: Callable[
     (a reconciler ends every running job of its MLflow whose heartbeat its Redis does not hold)."""
     started: list[Platform] = []
 
-    def make(limits: dict[str, int] | None = None) -> Platform:
-        made = start_platform(tmp_path_factory.mktemp("docker-platform"), own_redis().url, None, sandbox_image,
-                              limits)
+    def make(limits: dict[str, int] | None = None, image: str = sandbox_image,
+             runner: dict[str, str | int] | None = None) -> Platform:
+        made = start_platform(tmp_path_factory.mktemp("docker-platform"), own_redis().url, None, image,
+                              limits, runner=runner)
         started.append(made)
         return made
 
@@ -438,6 +454,32 @@ def worker_pid(platform: Platform) -> int:
         if parent == platform.process.pid and b"worker" in cmdline:
             return int(entry.name)
     raise AssertionError("serve has no worker process")
+
+
+@pytest.mark.anomalib
+@pytest.mark.slow
+@pytest.mark.timeout(IMAGE_BUILD_SECONDS + 900)
+def test_padim_example_runs_in_a_container(make_platform: Callable[..., Platform], anomalib_image: str,
+                                           tmp_path: Path) -> None:
+    """The real example (anomalib PaDiM, CPU) in the anomalib image, on a generated VisA-like set."""
+    platform = make_platform(limits={"job_timeout_seconds": 900}, image=anomalib_image,
+                             runner={"docker_memory": "4g", "docker_cpus": 2, "docker_shm_size": "1g"})
+    data = generate_dataset(tmp_path / "visa-real", layout="visa", categories=("pcb1",))
+    platform.instance.cli("dataset", "add", "visa", str(data))
+    user = new_user(platform)
+    git = platform.client(tmp_path, user)
+    shutil.copytree(EXAMPLE, git.workdir / "padim")
+    git.commit("PaDiM example")
+    code, out = git.push(f"users/{user}")
+    assert code == 0, out
+    job_id = next(line.split(" job ", 1)[1].split()[0] for line in out.splitlines() if "padim: job " in line)
+
+    job = platform.wait_status(job_id, user, timeout=900)
+    log = platform.api("GET", f"/jobs/{job_id}/logs", user).text
+    assert job["status"] == "completed", (job, log[-3000:])
+    assert job["metrics"]["auroc"] >= 0.9 and 0 <= job["metrics"]["f1_score"] <= 1
+    assert f"container leadersboard-job-{job_id}: image {anomalib_image}" in log
+    assert_cleaned_up(platform, job_id)
 
 
 def test_serve_says_when_the_image_is_missing(docker_engine: None, tmp_path: Path) -> None:
