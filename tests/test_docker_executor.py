@@ -3,19 +3,22 @@
 real MLflow server, real git over HTTP.
 
 Docker must be here (scripts/install.sh --test installs docker.io and debootstrap): when no engine
-answers, the session starts `dockerd` itself and stops it at the end. Nothing is skipped.
+answers, the session starts `dockerd` itself, and the last session using it stops it. Nothing is skipped.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,8 @@ IMAGE = "leadersboard-sandbox-test"
 ANOMALIB_IMAGE = "leadersboard-sandbox-test-anomalib"
 IMAGE_BUILD_SECONDS = 900
 DOCKERD_START_SECONDS = 60
+ENGINE_STATE = Path(tempfile.gettempdir()) / "leadersboard-test-dockerd"
+DOCKERD_PID_FILE = Path("/var/run/docker.pid")  # dockerd's own
 SANDBOX_UID = 10001
 MEMORY = "512m"
 PIDS = 128
@@ -52,35 +57,69 @@ def _docker_answers() -> bool:
         return False
 
 
+@contextmanager
+def _engine_lock() -> Iterator[Path]:
+    """The state test sessions share about a dockerd that tests started (several may run at once)."""
+    ENGINE_STATE.mkdir(exist_ok=True)
+    with (ENGINE_STATE / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield ENGINE_STATE
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 @pytest.fixture(scope="session")
 def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """The Docker engine; started here (and stopped at the end) when none answers."""
-    if _docker_answers():
-        yield
-        return
-    dockerd = shutil.which("dockerd")
-    if dockerd is None or shutil.which("docker") is None:
-        pytest.fail("Docker is not installed: scripts/install.sh --test installs docker.io")
-    log_path = tmp_path_factory.mktemp("dockerd") / "dockerd.log"
-    with log_path.open("wb") as log:
-        # No bridge and no iptables: jobs run with --network none, and this works in a VM without them.
-        proc = subprocess.Popen([dockerd, "--iptables=false", "--bridge=none"], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + DOCKERD_START_SECONDS
-    while not _docker_answers():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"dockerd did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
-        time.sleep(0.3)
+    """The Docker engine. When none answers, the session starts `dockerd`; the last test session
+    still using a dockerd that tests started stops it at the end (an engine of the system is left alone)."""
+    me = str(os.getpid())
+    with _engine_lock() as state:
+        (state / f"session-{me}").touch()
+        if not _docker_answers():
+            _start_dockerd(state, tmp_path_factory.mktemp("dockerd") / "dockerd.log")
     try:
         yield
     finally:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        with _engine_lock() as state:
+            (state / f"session-{me}").unlink(missing_ok=True)
+            others = [p for p in state.glob("session-*") if _alive(int(p.name.split("-", 1)[1]))]
+            pid_file = state / "dockerd.pid"
+            if not others and pid_file.exists():
+                _stop_dockerd(int(pid_file.read_text()))
+                pid_file.unlink()
+
+
+def _start_dockerd(state: Path, log_path: Path) -> None:
+    dockerd = shutil.which("dockerd")
+    if dockerd is None or shutil.which("docker") is None:
+        pytest.fail("Docker is not installed: scripts/install.sh --test installs docker.io")
+    with log_path.open("wb") as log:
+        # Not this session's child (any session may stop it); no bridge and no iptables: jobs run
+        # with --network none, and this works in a VM without them.
+        subprocess.run(["setsid", "--fork", dockerd, "--iptables=false", "--bridge=none"], stdout=log,
+                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=True, timeout=30)
+    deadline = time.monotonic() + DOCKERD_START_SECONDS
+    while not _docker_answers():
+        if time.monotonic() > deadline:
+            pytest.fail(f"dockerd did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.3)
+    (state / "dockerd.pid").write_text(DOCKERD_PID_FILE.read_text().strip())
+
+
+def _stop_dockerd(pid: int) -> None:
+    with suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
 
 
 def build_image(name: str, *options: str) -> str:
