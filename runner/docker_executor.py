@@ -47,7 +47,7 @@ from leadersboard.processes import JOB_ENV
 from leadersboard.settings import Settings
 
 from .image import PYTHON, UID_LABEL
-from .sandbox import WORK_DIR, Outcome, OutputSink, Sandbox, SandboxError, View
+from .sandbox import WORK_DIR, Outcome, OutputSink, Sandbox, SandboxError, View, stream_output
 
 log = logging.getLogger(__name__)
 
@@ -147,21 +147,12 @@ class DockerExecutor:
         proc = await asyncio.create_subprocess_exec(
             DOCKER, "start", "--attach", name, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT)
-        assert proc.stdout is not None
-        stdout = proc.stdout
-
-        async def pump() -> None:
-            while chunk := await stdout.read(READ_CHUNK):
-                await on_output(chunk)
-            await proc.wait()
-
         timed_out = False
         try:
-            await asyncio.wait_for(pump(), timeout)
-        except TimeoutError:
-            timed_out = True
-            with contextlib.suppress(DockerError):
-                await _docker("kill", name)
+            timed_out = await stream_output(proc, on_output, timeout)
+            if timed_out:
+                with contextlib.suppress(DockerError):
+                    await _docker("kill", name)
         finally:
             if proc.returncode is None:  # the attached client, not the container: that one is removed after
                 with contextlib.suppress(ProcessLookupError):

@@ -96,19 +96,9 @@ class ProcessExecutor:
             *sandbox.command, cwd=sandbox.workdir, env=sandbox.env, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
             preexec_fn=_child_limits(sandbox.max_file_bytes, not sandbox.network and self.isolates_network))
-        assert proc.stdout is not None
-        stdout = proc.stdout
-
-        async def pump() -> None:
-            while chunk := await stdout.read(READ_CHUNK):
-                await on_output(chunk)
-            await proc.wait()
-
         timed_out = False
         try:
-            await asyncio.wait_for(pump(), sandbox.timeout_seconds)
-        except TimeoutError:
-            timed_out = True
+            timed_out = await stream_output(proc, on_output, sandbox.timeout_seconds)
         finally:
             # Also when cancelled: nothing the submission started may outlive its job, not even a
             # process that left the group (found by the job id in its environment).
@@ -117,6 +107,23 @@ class ProcessExecutor:
             if job_id:
                 kill_job_processes(job_id)
         return Outcome(None if timed_out else proc.returncode, timed_out, time.monotonic() - start)
+
+
+async def stream_output(proc: asyncio.subprocess.Process, on_output: OutputSink, timeout: float) -> bool:
+    """Pass the process's output on until it exits; True when `timeout` ran out first."""
+    assert proc.stdout is not None
+    stdout = proc.stdout
+
+    async def pump() -> None:
+        while chunk := await stdout.read(READ_CHUNK):
+            await on_output(chunk)
+        await proc.wait()
+
+    try:
+        await asyncio.wait_for(pump(), timeout)
+    except TimeoutError:
+        return True
+    return False
 
 
 def _unshare_network() -> None:
