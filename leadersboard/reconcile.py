@@ -68,7 +68,8 @@ class Reconciler:
                 if await enqueue(self.queue, self.settings.queue_name, job.id, job.run_id):
                     report.requeued += 1
                     log.info("re-queued job %s (it had no queue entry)", job.id)
-            elif now - (job.started_at or 0) > grace and not await self.redis.exists(heartbeat_key(job.id)):
+            elif (now - (job.started_at or 0) > grace and not await self.redis.exists(heartbeat_key(job.id))
+                  and await self._still_running(job)):
                 reason = "the worker running this job stopped unexpectedly; push again to retry"
                 if job.worker and job.worker.rsplit(":", 1)[0] == socket.gethostname():
                     kill_job_processes(job.id)  # what the dead worker started here must not run on
@@ -109,6 +110,12 @@ class Reconciler:
             return
         if removed:
             log.info("removed the container of job %s, left by its worker", job_id)
+
+    async def _still_running(self, job: Job) -> bool:
+        """Read again after the missing beat: a worker writes the final status before it drops the beat,
+        so a job that ended meanwhile shows it here and is not ended a second time."""
+        current = await asyncio.to_thread(self.jobs.read, job.run_id)
+        return current.status == "running"
 
     async def _restore_slots(self, active: list[Job], now: float) -> int:
         """Active jobs hold an admission slot each, whatever Redis forgot; ended jobs hold none."""
