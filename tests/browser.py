@@ -36,7 +36,7 @@ def chromium_path() -> str:
 
 def chromium(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run headless Chromium with a throw-away profile; raises when it fails."""
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+    with tempfile.TemporaryDirectory(prefix="chromium-", ignore_cleanup_errors=True) as profile:
         result = subprocess.run([chromium_path(), *FLAGS, f"--user-data-dir={profile}", *args],
                                 capture_output=True, text=True, timeout=timeout, check=False)
     if result.returncode:
@@ -149,7 +149,7 @@ class Page:
 @contextmanager
 def browser_page(timeout: float = 30) -> Iterator[Page]:
     """A fresh headless Chromium (throw-away profile) and one page of it; closed afterwards."""
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+    with tempfile.TemporaryDirectory(prefix="chromium-", ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen([chromium_path(), *FLAGS, f"--user-data-dir={profile}",
                                     "--remote-debugging-port=0", "--remote-allow-origins=*", "about:blank"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
