@@ -32,8 +32,9 @@ from arq.connections import RedisSettings, create_pool
 from arq.jobs import Job
 from mlflow.tracking import MlflowClient
 
-from leadersboard.mlflow_server import start_mlflow
-from leadersboard.redis_server import free_port, start_redis
+from leadersboard.local.mlflow_server import start_mlflow
+from leadersboard.local.ports import free_port
+from leadersboard.local.redis_server import start_redis
 
 MAIN = '''import time
 STARTED = time.time()  # before anything else: the dispatch benchmark reads it

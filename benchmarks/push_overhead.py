@@ -24,8 +24,9 @@ from pathlib import Path
 
 import yaml
 
-from leadersboard.mlflow_server import start_mlflow
-from leadersboard.redis_server import free_port, start_redis
+from leadersboard.local.mlflow_server import start_mlflow
+from leadersboard.local.ports import free_port
+from leadersboard.local.redis_server import start_redis
 
 MAIN = "def main():\n    print({n})\n"
 CONFIG = "model: {class_path: x}\ndata: {name: visa, init_args: {name: pcb1}}\ntrainer: {}\n"

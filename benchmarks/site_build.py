@@ -35,8 +35,8 @@ os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from leadersboard import tracking_names as names
-from leadersboard.mlflow_server import MlflowServer, backend_store_uri, start_mlflow
+from leadersboard import contract as names
+from leadersboard.local.mlflow_server import MlflowServer, backend_store_uri, start_mlflow
 from leadersboard.site_generator import SiteReport, build_site
 
 BENCHMARKS = [f"visa/{c}" for c in ("pcb1", "pcb2", "pcb3", "pcb4", "candle", "capsules")] + [

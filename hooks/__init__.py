@@ -1,4 +1,5 @@
-"""The git hooks installed into the bare repository (thin relays to the service)."""
+"""The git hooks installed into the bare repository: one thin relay to the service (`relay.sh`),
+installed under each hook's name."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import shutil
 from pathlib import Path
 
 HOOK_NAMES = ("pre-receive", "post-receive")
-SOURCE = Path(__file__).resolve().parent / "pre-receive"
+RELAY = Path(__file__).resolve().parent / "relay.sh"
 
 
 def install(repo_path: Path) -> None:
@@ -15,7 +16,7 @@ def install(repo_path: Path) -> None:
     target.mkdir(exist_ok=True)
     for name in HOOK_NAMES:
         dest = target / name
-        if dest.exists() and dest.read_bytes() == SOURCE.read_bytes():
+        if dest.exists() and dest.read_bytes() == RELAY.read_bytes():
             continue
-        shutil.copyfile(SOURCE, dest)
+        shutil.copyfile(RELAY, dest)
         dest.chmod(0o755)

@@ -15,7 +15,7 @@ from typing import cast
 
 from redis.asyncio import Redis
 
-from .constants import active_key, hourly_key, pending_push_key
+from .contract import active_key, hourly_key, pending_push_key
 from .settings import Limits
 
 WINDOW_SECONDS = 3600

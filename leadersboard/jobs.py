@@ -8,8 +8,10 @@ another host needs only MLflow and the run id its queue entry carries.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -17,27 +19,50 @@ from mlflow.entities import Run, RunData, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from . import contract as c
 from . import db
-from . import tracking_names as tn
+from .admission import Admission
 from .submissions import Submission
 
-STATUSES = ("pending", "running", "completed", "failed", "cancelled")
-ACTIVE_STATUSES = ("pending", "running")
-RUN_STATUS = {"pending": "SCHEDULED", "running": "RUNNING", "completed": "FINISHED", "failed": "FAILED",
-              "cancelled": "KILLED"}
 
-TAG_ENTRYPOINT = "leadersboard.entrypoint"
-TAG_CONFIG = "leadersboard.config_file"
-TAG_RESOURCE_CLASS = "leadersboard.resource_class"
-TAG_WORKER = "leadersboard.worker"
-TAG_STARTED_AT = "leadersboard.started_at"
+class JobStatus(StrEnum):
+    """A job's status, as the API, the site and the job's run (tag `leadersboard.status`) say it."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def active(self) -> bool:
+        """Pending or running: the job holds one of its user's slots."""
+        return self in (JobStatus.PENDING, JobStatus.RUNNING)
+
+    @property
+    def run_status(self) -> str:
+        """The MLflow run status that goes with it."""
+        return _RUN_STATUS[self]
+
+    @classmethod
+    def of(cls, text: str | None) -> JobStatus:
+        """The status a tag holds; a run without one is pending (it was just created)."""
+        try:
+            return cls(text or cls.PENDING)
+        except ValueError:
+            return cls.FAILED  # not a status we wrote: never counted as active
+
+
+_RUN_STATUS = {JobStatus.PENDING: "SCHEDULED", JobStatus.RUNNING: "RUNNING", JobStatus.COMPLETED: "FINISHED",
+               JobStatus.FAILED: "FAILED", JobStatus.CANCELLED: "KILLED"}
+ACTIVE_STATUSES = tuple(status for status in JobStatus if status.active)
 
 
 @dataclass
 class Job:
     id: str
     run_id: str
-    status: str
+    status: JobStatus
     user: str
     benchmark: str
     submission_id: str
@@ -68,9 +93,13 @@ class Job:
 
 
 class JobStore:
-    def __init__(self, tracking_uri: str, db_path: Path | None = None) -> None:
+    """Jobs in MLflow, with the instance's index when `db_path` is given; with `admission`, a job
+    that ends gives its user's slot back (`end`)."""
+
+    def __init__(self, tracking_uri: str, db_path: Path | None = None, admission: Admission | None = None) -> None:
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.db_path = db_path
+        self.admission = admission
         self._experiments: dict[str, str] = {}
 
     def create(self, sub: Submission, job_id: str, fresh: bool = False) -> Job:
@@ -84,20 +113,20 @@ class JobStore:
         if found is not None:
             return found
         tags = {
-            tn.TAG_JOB_ID: job_id, tn.TAG_STATUS: "pending", tn.TAG_USER: sub.user,
-            tn.TAG_SUBMISSION_ID: sub.id, tn.TAG_FOLDER: sub.folder, tn.TAG_COMMIT: sub.commit_id,
-            tn.TAG_GIT_COMMIT: sub.commit_id, tn.TAG_BENCHMARK: sub.benchmark,
-            tn.TAG_SUBMITTED_AT: f"{sub.created_at:.3f}", TAG_ENTRYPOINT: sub.entrypoint,
-            TAG_CONFIG: sub.config_file, "mlflow.user": sub.user,
+            c.TAG_JOB_ID: job_id, c.TAG_STATUS: JobStatus.PENDING, c.TAG_USER: sub.user,
+            c.TAG_SUBMISSION_ID: sub.id, c.TAG_FOLDER: sub.folder, c.TAG_COMMIT: sub.commit_id,
+            c.TAG_GIT_COMMIT: sub.commit_id, c.TAG_BENCHMARK: sub.benchmark,
+            c.TAG_SUBMITTED_AT: f"{sub.created_at:.3f}", c.TAG_ENTRYPOINT: sub.entrypoint,
+            c.TAG_CONFIG: sub.config_file, "mlflow.user": sub.user,
         }
         if sub.resource_class:
-            tags[TAG_RESOURCE_CLASS] = sub.resource_class
+            tags[c.TAG_RESOURCE_CLASS] = sub.resource_class
         method = sub.metadata.get("method")
         if isinstance(method, str):
-            tags[tn.TAG_METHOD] = method
+            tags[c.TAG_METHOD] = method
         run = self.client.create_run(self.experiment_id(sub.benchmark), start_time=int(sub.created_at * 1000),
                                      tags=tags, run_name=f"{sub.user}/{sub.folder}")
-        self.client.update_run(run.info.run_id, status="SCHEDULED")
+        self.client.update_run(run.info.run_id, status=JobStatus.PENDING.run_status)
         job = job_from_run(Run(run.info, RunData(tags=[RunTag(k, v) for k, v in tags.items()])))
         self._index(job)
         return job
@@ -108,7 +137,7 @@ class JobStore:
             if found is None:
                 try:
                     self._experiments[benchmark] = self.client.create_experiment(
-                        benchmark, tags={tn.EXPERIMENT_TAG: benchmark})
+                        benchmark, tags={c.EXPERIMENT_TAG: benchmark})
                 except MlflowException:  # created meanwhile by another process
                     found = self.client.get_experiment_by_name(benchmark)
                     if found is None:
@@ -121,7 +150,7 @@ class JobStore:
         run_id = self._indexed_run(job_id)
         if run_id is not None:
             return self.read(run_id)
-        runs = self.search(f"tags.`{tn.TAG_JOB_ID}` = '{job_id}'", max_results=1)
+        runs = self.search(f"tags.`{c.TAG_JOB_ID}` = '{job_id}'", max_results=1)
         if runs:
             self._index(runs[0])
         return runs[0] if runs else None
@@ -131,11 +160,11 @@ class JobStore:
 
     def for_user(self, user: str) -> list[Job]:
         """The user's jobs, newest first."""
-        return self.search(f"tags.`{tn.TAG_USER}` = '{user}'")
+        return self.search(f"tags.`{c.TAG_USER}` = '{user}'")
 
-    def with_status(self, *statuses: str) -> list[Job]:
+    def with_status(self, *statuses: JobStatus) -> list[Job]:
         # MLflow's filter has no IN for tags: one search per status (few jobs are ever active).
-        return [job for status in statuses for job in self.search(f"tags.`{tn.TAG_STATUS}` = '{status}'")]
+        return [job for status in statuses for job in self.search(f"tags.`{c.TAG_STATUS}` = '{status}'")]
 
     def search(self, filter_string: str, max_results: int | None = None) -> list[Job]:
         experiments = [e.experiment_id for e in self.client.search_experiments()]
@@ -146,25 +175,33 @@ class JobStore:
         while True:
             page = self.client.search_runs(experiments, filter_string, max_results=max_results or 1000,
                                            order_by=["attributes.start_time DESC"], page_token=token)
-            jobs += [job_from_run(r) for r in page if tn.TAG_JOB_ID in r.data.tags]
+            jobs += [job_from_run(r) for r in page if c.TAG_JOB_ID in r.data.tags]
             token = page.token
             if not token or (max_results and len(jobs) >= max_results):
                 return jobs
 
     def mark_running(self, run_id: str, worker: str) -> None:
-        self.client.update_run(run_id, status="RUNNING")
+        self.client.update_run(run_id, status=JobStatus.RUNNING.run_status)
         # The status last: whoever reads "running" also finds the worker and the start time (without
         # them the reconciler would take the job for one whose worker has long stopped beating).
-        for key, value in ((TAG_WORKER, worker), (TAG_STARTED_AT, f"{time.time():.3f}"), (tn.TAG_STATUS, "running")):
+        for key, value in ((c.TAG_WORKER, worker), (c.TAG_STARTED_AT, f"{time.time():.3f}"),
+                           (c.TAG_STATUS, JobStatus.RUNNING)):
             self.client.set_tag(run_id, key, value)
 
-    def finish(self, run_id: str, status: str, error: str | None = None) -> None:
-        """End the job: its status tag, the reason when it did not complete, and the run's end state."""
-        if error:
-            self.client.set_tag(run_id, tn.TAG_ERROR, error[:4000])
-        self.client.set_terminated(run_id, status=RUN_STATUS[status])
+    async def end(self, job: Job, status: JobStatus, reason: str | None = None) -> None:
+        """The one way a job ends, whoever ends it (its worker, a cancel, the reconciler): the reason
+        when it did not complete, the run's end state, the final status; then its user's slot back."""
+        assert not status.active, status
+        await asyncio.to_thread(self._write_end, job.run_id, status, reason)
+        if self.admission is not None:
+            await self.admission.release(job.user, [], [job.id])
+
+    def _write_end(self, run_id: str, status: JobStatus, reason: str | None) -> None:
+        if reason:
+            self.client.set_tag(run_id, c.TAG_ERROR, reason[:4000])
+        self.client.set_terminated(run_id, status=status.run_status)
         # Last: whoever reads the final status also finds the end time and the reason.
-        self.client.set_tag(run_id, tn.TAG_STATUS, status)
+        self.client.set_tag(run_id, c.TAG_STATUS, status)
 
     def _indexed_run(self, job_id: str) -> str | None:
         if self.db_path is None:
@@ -185,17 +222,17 @@ class JobStore:
 
 def job_from_run(run: Run) -> Job:
     tags = run.data.tags
-    status = tags.get(tn.TAG_STATUS, "pending")
-    started = tags.get(TAG_STARTED_AT)
-    finished = run.info.end_time / 1000 if run.info.end_time and status not in ACTIVE_STATUSES else None
+    status = JobStatus.of(tags.get(c.TAG_STATUS))
+    started = tags.get(c.TAG_STARTED_AT)
+    finished = run.info.end_time / 1000 if run.info.end_time and not status.active else None
     return Job(
-        id=tags.get(tn.TAG_JOB_ID, ""), run_id=run.info.run_id, status=status, user=tags.get(tn.TAG_USER, ""),
-        benchmark=tags.get(tn.TAG_BENCHMARK, ""), submission_id=tags.get(tn.TAG_SUBMISSION_ID, ""),
-        folder=tags.get(tn.TAG_FOLDER, ""), commit=tags.get(tn.TAG_COMMIT, ""),
-        entrypoint=tags.get(TAG_ENTRYPOINT, "main.py"), config_file=tags.get(TAG_CONFIG, "config.yaml"),
-        resource_class=tags.get(TAG_RESOURCE_CLASS), created_at=float(tags.get(tn.TAG_SUBMITTED_AT, 0)),
-        started_at=float(started) if started else None, finished_at=finished, error=tags.get(tn.TAG_ERROR),
-        worker=tags.get(TAG_WORKER), metrics=dict(run.data.metrics),
+        id=tags.get(c.TAG_JOB_ID, ""), run_id=run.info.run_id, status=status, user=tags.get(c.TAG_USER, ""),
+        benchmark=tags.get(c.TAG_BENCHMARK, ""), submission_id=tags.get(c.TAG_SUBMISSION_ID, ""),
+        folder=tags.get(c.TAG_FOLDER, ""), commit=tags.get(c.TAG_COMMIT, ""),
+        entrypoint=tags.get(c.TAG_ENTRYPOINT, "main.py"), config_file=tags.get(c.TAG_CONFIG, "config.yaml"),
+        resource_class=tags.get(c.TAG_RESOURCE_CLASS), created_at=float(tags.get(c.TAG_SUBMITTED_AT, 0)),
+        started_at=float(started) if started else None, finished_at=finished, error=tags.get(c.TAG_ERROR),
+        worker=tags.get(c.TAG_WORKER), metrics=dict(run.data.metrics),
     )
 
 

@@ -13,7 +13,7 @@ The container (`create_args`):
   kept by docker.
 
 The job's end, whatever it is (done, time limit, cancel, error), removes the container; one left by
-a dead worker, or by anything else, is removed by the reconciler (`leadersboard.containers`).
+a dead worker, or by anything else, is removed by the reconciler (`containers.py`).
 
 We drive the `docker` command line rather than the Python SDK: no extra dependency, every call is
 an asyncio subprocess (the SDK blocks), and what the worker runs is what an operator can type.
@@ -33,7 +33,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from leadersboard.containers import (
+from leadersboard.settings import Settings
+
+from .containers import (
     DOCKER,
     INSTANCE_LABEL,
     JOB_LABEL,
@@ -43,10 +45,8 @@ from leadersboard.containers import (
     instance_label,
     remove_job_containers,
 )
-from leadersboard.processes import JOB_ENV
-from leadersboard.settings import Settings
-
 from .image import PYTHON, UID_LABEL
+from .processes import JOB_ENV
 from .sandbox import WORK_DIR, Outcome, OutputSink, Sandbox, SandboxError, View, stream_output
 
 log = logging.getLogger(__name__)

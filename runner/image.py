@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, requires, version
 from pathlib import Path, PurePosixPath
 
-from leadersboard.containers import DOCKER, DockerError, docker
+from .containers import DOCKER, DockerError, docker
 
 VENV = PurePosixPath("/opt/venv")
 PYTHON = str(VENV / "bin" / "python")  # what runs a submission's entrypoint in the container

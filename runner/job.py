@@ -18,21 +18,18 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from leadersboard import tracking_names as tn
-from leadersboard.admission import Admission
-from leadersboard.constants import heartbeat_key
-from leadersboard.jobs import Job, JobStore
-from leadersboard.processes import JOB_ENV
+from leadersboard import contract as c
+from leadersboard.jobs import Job, JobStatus, JobStore
 from leadersboard.settings import Settings
 
 from .checkout import CheckoutError, checkout_folder
 from .livelog import LiveLog
+from .processes import JOB_ENV
 from .results import ArtifactScope, CopyReport, copy_local_runs
 from .sandbox import WORK_DIR, Outcome, OutputSink, Sandbox, SandboxError, View
 
 log = logging.getLogger(__name__)
 
-LOG_ARTIFACT_DIR = "leadersboard"
 STORE_FILE = "mlflow.db"  # the submission's local MLflow store, in its scratch folder
 
 
@@ -53,8 +50,7 @@ class JobFailed(Exception):
 class WorkerContext:
     settings: Settings
     redis: Redis
-    jobs: JobStore
-    admission: Admission
+    jobs: JobStore  # gives the user's slot back when a job ends
     executor: Executor
     worker_id: str
     gpu: str | None = None
@@ -65,7 +61,7 @@ async def run_job(ctx: dict[str, Any], job_id: str, run_id: str) -> str:
     """The arq job function: run job `job_id` (MLflow run `run_id`) to its end."""
     w: WorkerContext = ctx["leadersboard"]
     job = await asyncio.to_thread(w.jobs.read, run_id)
-    if job.status != "pending":  # a replayed queue entry: the job ran or ended already
+    if job.status != JobStatus.PENDING:  # a replayed queue entry: the job ran or ended already
         return f"skipped ({job.status})"
     await asyncio.to_thread(w.jobs.mark_running, run_id, w.worker_id)
     scratch = w.settings.scratch_dir / job_id
@@ -73,28 +69,27 @@ async def run_job(ctx: dict[str, Any], job_id: str, run_id: str) -> str:
     (scratch / "home").mkdir(parents=True)
     (scratch / "tmp").mkdir()
     heartbeat = asyncio.create_task(_beat(w, job_id))
-    livelog = LiveLog(w.redis, job_id, scratch / "job.log", w.settings.runner.log_max_bytes)
-    status: str = "failed"
-    error: str | None = "the job stopped unexpectedly"
+    livelog = LiveLog(w.redis, job_id, scratch / c.LOG_FILE, w.settings.runner.log_max_bytes)
+    status, error = JobStatus.FAILED, "the job stopped unexpectedly"
     try:
         status, error = await _execute(w, job, scratch, livelog)
     except asyncio.CancelledError:
-        status, error = "cancelled", "cancelled on request"
+        status, error = JobStatus.CANCELLED, "cancelled on request"
         raise
     except JobFailed as exc:
-        status, error = "failed", str(exc)
+        status, error = JobStatus.FAILED, str(exc)
     except SandboxError:
         log.exception("job %s: the sandbox failed", job_id)
-        status, error = "failed", "the sandbox could not run the job; the operators have the details"
+        status, error = JobStatus.FAILED, "the sandbox could not run the job; the operators have the details"
     except Exception as exc:  # the job boundary: anything else is the platform's fault, said once
         log.exception("job %s: platform error", job_id)
-        status, error = "failed", f"platform error ({type(exc).__name__}); the operators have the details"
+        status, error = JobStatus.FAILED, f"platform error ({type(exc).__name__}); the operators have the details"
     finally:
         await asyncio.shield(_finish(w, job, scratch, livelog, status, error, heartbeat))
     return status
 
 
-async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) -> tuple[str, str | None]:
+async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) -> tuple[JobStatus, str]:
     settings = w.settings
     work = scratch / WORK_DIR
     await livelog.note(f"job {job.id}: {job.user}/{job.folder} at {job.commit[:12]} on {job.benchmark}")
@@ -110,22 +105,22 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
     outcome = await w.executor.run(sandbox, livelog.write)
     await livelog.note(f"finished in {outcome.runtime_seconds:.1f} s"
                        + (f" with exit code {outcome.exit_code}" if outcome.exit_code is not None else ""))
-    await asyncio.to_thread(w.jobs.client.log_metric, job.run_id, tn.METRIC_RUNTIME, round(outcome.runtime_seconds, 3))
+    await asyncio.to_thread(w.jobs.client.log_metric, job.run_id, c.METRIC_RUNTIME, round(outcome.runtime_seconds, 3))
     report = await asyncio.to_thread(_copy_results, w, job, scratch, view)
     if report.skipped_artifacts:
         await livelog.note("artifacts over the size limit were not kept")
     if outcome.timed_out:
-        return "failed", (f"stopped after the time limit of {settings.limits.job_timeout_seconds} s; "
+        return JobStatus.FAILED, (f"stopped after the time limit of {settings.limits.job_timeout_seconds} s; "
                           "make the run shorter (fewer epochs, smaller images)")
     if outcome.exit_code != 0 and outcome.oom_limit is not None:
-        return "failed", (f"out of memory: stopped for using more than the sandbox's {outcome.oom_limit}; "
+        return JobStatus.FAILED, (f"out of memory: stopped for using more than the sandbox's {outcome.oom_limit}; "
                           "use less (smaller images or batches, fewer data loader workers)")
     if outcome.exit_code != 0:
-        return "failed", f"{job.entrypoint} exited with code {outcome.exit_code}: {_last_line(livelog.path)}"
-    if tn.METRIC_AUROC not in report.metrics:
-        return "failed", ("no 'auroc' metric was logged; log it with mlflow.log_metric('auroc', value) "
+        return JobStatus.FAILED, f"{job.entrypoint} exited with code {outcome.exit_code}: {_last_line(livelog.path)}"
+    if c.METRIC_AUROC not in report.metrics:
+        return JobStatus.FAILED, ("no 'auroc' metric was logged; log it with mlflow.log_metric('auroc', value) "
                           "inside mlflow.start_run()")
-    return "completed", None
+    return JobStatus.COMPLETED, ""
 
 
 def _sandbox(settings: Settings, job: Job, scratch: Path, view: View, gpu: str | None) -> Sandbox:
@@ -179,7 +174,7 @@ def _regular_file(path: Path) -> bool:
         return False
 
 
-async def _finish(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog, status: str, error: str | None,
+async def _finish(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog, status: JobStatus, error: str,
                   heartbeat: asyncio.Task[None]) -> None:
     try:
         await livelog.note(f"status: {status}" + (f" ({error})" if error else ""))
@@ -187,14 +182,14 @@ async def _finish(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog, s
         await asyncio.to_thread(_upload_log, w, job, livelog.path)
         # Gone before the status says the job ended: an ended job has left nothing behind.
         await asyncio.to_thread(shutil.rmtree, scratch, True)
-        await asyncio.to_thread(w.jobs.finish, job.run_id, status, error)
+        # Before the beat stops: the reconciler, missing the beat, then reads the final status.
+        await w.jobs.end(job, status, error)
     except Exception:  # the reconciler ends jobs left running; say it once here
-        log.exception("job %s: could not record the final status %s", job.id, status)
+        log.exception("job %s: could not record its end (%s); the reconciler will", job.id, status)
     finally:
         heartbeat.cancel()
         with contextlib.suppress(RedisError):
-            await w.redis.delete(heartbeat_key(job.id))
-            await w.admission.release(job.user, [], [job.id])
+            await w.redis.delete(c.heartbeat_key(job.id))
         shutil.rmtree(scratch, ignore_errors=True)
         log.info("job %s %s%s", job.id, status, f": {error}" if error else "")
         if w.on_job_end is not None:
@@ -203,7 +198,7 @@ async def _finish(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog, s
 
 def _upload_log(w: WorkerContext, job: Job, path: Path) -> None:
     if _regular_file(path):
-        w.jobs.client.log_artifact(job.run_id, str(path), LOG_ARTIFACT_DIR)
+        w.jobs.client.log_artifact(job.run_id, str(path), c.LOG_ARTIFACT_DIR)
 
 
 async def _beat(w: WorkerContext, job_id: str) -> None:
@@ -211,7 +206,7 @@ async def _beat(w: WorkerContext, job_id: str) -> None:
     period = max(1, w.settings.runner.heartbeat_seconds)
     while True:
         with contextlib.suppress(RedisError):
-            await w.redis.set(heartbeat_key(job_id), w.worker_id, ex=3 * period)
+            await w.redis.set(c.heartbeat_key(job_id), w.worker_id, ex=3 * period)
         await asyncio.sleep(period)
 
 

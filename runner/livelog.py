@@ -10,7 +10,7 @@ from types import TracebackType
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from leadersboard.constants import log_key
+from leadersboard.contract import log_key
 
 KEEP_AFTER_END_SECONDS = 7 * 24 * 3600
 

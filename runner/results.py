@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlparse
 from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.tracking import MlflowClient
 
-from leadersboard import tracking_names as tn
+from leadersboard import contract as c
 
 METRICS_PER_BATCH = 1000
 PARAMS_PER_BATCH = 100
@@ -48,11 +48,11 @@ def copy_local_runs(local_uri: str, central: MlflowClient, job_run_id: str, scop
     experiment_id = central.get_run(job_run_id).info.experiment_id
     for run in runs:
         child = central.create_run(experiment_id, start_time=run.info.start_time,
-                                   tags={"mlflow.parentRunId": job_run_id, "mlflow.runName": run.info.run_name or ""})
+                                   tags={c.TAG_PARENT_RUN: job_run_id, "mlflow.runName": run.info.run_name or ""})
         skipped |= _copy_run(local, run, central, child.info.run_id, scope)
         central.set_terminated(child.info.run_id, status=run.info.status if run.info.status in
                                ("FINISHED", "FAILED", "KILLED") else "FINISHED", end_time=run.info.end_time)
-    scored = [r for r in runs if tn.METRIC_AUROC in r.data.metrics]
+    scored = [r for r in runs if c.METRIC_AUROC in r.data.metrics]
     metrics = dict(scored[-1].data.metrics) if scored else {}
     if metrics:
         _log_batches(central, job_run_id, metrics=[Metric(k, v, _now_ms(), 0) for k, v in metrics.items()])
@@ -80,7 +80,7 @@ def _copy_run(local: MlflowClient, run: Run, central: MlflowClient, target: str,
     params = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in run.data.params.items()]
     # The submission's own tags, but never the platform's or MLflow's system tags: no spoofing.
     tags = [RunTag(k, v) for k, v in run.data.tags.items()
-            if not k.startswith(("mlflow.", "leadersboard."))]
+            if not k.startswith(c.PLATFORM_TAG_PREFIXES)]
     _log_batches(central, target, metrics, params, tags)
     return _copy_artifacts(local, run, central, target, scope)
 

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from leadersboard.processes import JOB_ENV, kill_job_processes
+from .processes import JOB_ENV, kill_job_processes
 
 KILL_GRACE_SECONDS = 5.0
 READ_CHUNK = 16 * 1024

@@ -18,6 +18,7 @@ from arq.worker import func
 from redis.asyncio import Redis
 
 from leadersboard.admission import Admission
+from leadersboard.contract import JOB_FUNCTION
 from leadersboard.jobs import JobStore
 from leadersboard.settings import Settings
 from leadersboard.site_generator import SiteBuilder
@@ -67,7 +68,7 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
                             "the network (run the worker as root, or allow unprivileged user namespaces)")
         ctx["site"] = site
         ctx["leadersboard"] = WorkerContext(
-            settings=settings, redis=redis, jobs=JobStore(tracking_uri), admission=Admission(redis, settings.limits),
+            settings=settings, redis=redis, jobs=JobStore(tracking_uri, admission=Admission(redis, settings.limits)),
             executor=executor, worker_id=worker_id, gpu=gpu, on_job_end=job_ended)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
@@ -79,7 +80,7 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
             await context.redis.aclose()
 
     return Worker(
-        functions=[func(run_job, name="run_job", max_tries=1)],
+        functions=[func(run_job, name=JOB_FUNCTION, max_tries=1)],
         queue_name=settings.queue_name,
         redis_settings=RedisSettings.from_dsn(redis_url),
         max_jobs=1,

@@ -3,7 +3,7 @@
 `build_site` builds once; `SiteBuilder` rebuilds after finished jobs, a burst of requests building once.
 """
 
-from leadersboard.site_generator.build import SiteReport, build_site
-from leadersboard.site_generator.trigger import SiteBuilder
+from .build import SiteReport, build_site
+from .trigger import SiteBuilder
 
 __all__ = ["SiteBuilder", "SiteReport", "build_site"]

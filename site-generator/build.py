@@ -10,12 +10,12 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from leadersboard.site_generator import publish
-from leadersboard.site_generator.cache import EntryCache, load_cache, save_cache
-from leadersboard.site_generator.exports import leaderboard_csv, leaderboard_json
-from leadersboard.site_generator.ranking import boards, user_pages
-from leadersboard.site_generator.render import environment, render_pages
-from leadersboard.site_generator.source import fetch_entries
+from . import publish
+from .cache import EntryCache, load_cache, save_cache
+from .exports import leaderboard_csv, leaderboard_json
+from .ranking import boards, user_pages
+from .render import environment, render_pages
+from .source import fetch_entries
 
 log = logging.getLogger(__name__)
 

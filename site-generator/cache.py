@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leadersboard.site_generator.entries import Entry
+from .entries import Entry
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,7 @@ from typing import Any
 
 from mlflow.entities import Run
 
-from leadersboard import tracking_names as names
-
-PARENT_RUN_TAG = "mlflow.parentRunId"
+from leadersboard import contract as c
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,27 +49,27 @@ class Entry:
 def entry_from_run(run: Run, experiment_name: str) -> Entry | None:
     """The run's leaderboard entry, or None when it is a nested run, has no usable AUROC or no end time."""
     tags = run.data.tags
-    if PARENT_RUN_TAG in tags:  # a submission's own run copied under its job: the job is the entry
+    if c.TAG_PARENT_RUN in tags:  # a submission's own run copied under its job: the job is the entry
         return None
     metrics = run.data.metrics
-    auroc = _number(metrics.get(names.METRIC_AUROC))
+    auroc = _number(metrics.get(c.METRIC_AUROC))
     end_time = run.info.end_time
     if auroc is None or end_time is None:
         return None
     return Entry(
         run_id=run.info.run_id,
-        job_id=tags.get(names.TAG_JOB_ID) or run.info.run_id,
-        benchmark=tags.get(names.TAG_BENCHMARK) or experiment_name,
-        user=tags.get(names.TAG_USER, ""),
-        folder=tags.get(names.TAG_FOLDER, ""),
-        submission_id=tags.get(names.TAG_SUBMISSION_ID, ""),
-        commit=tags.get(names.TAG_COMMIT) or tags.get(names.TAG_GIT_COMMIT, ""),
-        method=tags.get(names.TAG_METHOD, ""),
-        submitted_at=_number(_float_or_none(tags.get(names.TAG_SUBMITTED_AT))),
+        job_id=tags.get(c.TAG_JOB_ID) or run.info.run_id,
+        benchmark=tags.get(c.TAG_BENCHMARK) or experiment_name,
+        user=tags.get(c.TAG_USER, ""),
+        folder=tags.get(c.TAG_FOLDER, ""),
+        submission_id=tags.get(c.TAG_SUBMISSION_ID, ""),
+        commit=tags.get(c.TAG_COMMIT) or tags.get(c.TAG_GIT_COMMIT, ""),
+        method=tags.get(c.TAG_METHOD, ""),
+        submitted_at=_number(_float_or_none(tags.get(c.TAG_SUBMITTED_AT))),
         end_time_ms=int(end_time),
         auroc=auroc,
-        f1_score=_number(metrics.get(names.METRIC_F1)),
-        runtime_seconds=_number(metrics.get(names.METRIC_RUNTIME)),
+        f1_score=_number(metrics.get(c.METRIC_F1)),
+        runtime_seconds=_number(metrics.get(c.METRIC_RUNTIME)),
     )
 
 

@@ -22,7 +22,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from leadersboard.site_generator.ranking import Board, Ranked
+from .ranking import Board, Ranked
 
 JSON_FORMAT = 1
 COLUMNS = ["rank", "benchmark", "user", "submission", "method", "auroc", "f1_score", "runtime_seconds", "commit",

@@ -8,8 +8,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from leadersboard.site_generator.entries import Entry
-from leadersboard.site_generator.slugs import page_slug
+from .entries import Entry
+from .slugs import page_slug
 
 
 @dataclass(frozen=True, slots=True)

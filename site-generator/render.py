@@ -7,17 +7,17 @@ from pathlib import Path
 
 import jinja2
 
-import leadersboard
-from leadersboard.site_generator.chart import score_chart
-from leadersboard.site_generator.ranking import Board, UserPage
+from leadersboard.templates import TEMPLATES_DIR
 
-TEMPLATES = Path(leadersboard.__file__).parent / "templates"
+from .chart import score_chart
+from .ranking import Board, UserPage
+
 SHORT_COMMIT = 8
 
 
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from mlflow.entities import Run, ViewType
 from mlflow.tracking import MlflowClient
 
-from leadersboard import tracking_names as names
-from leadersboard.site_generator.entries import Entry, entry_from_run
+from leadersboard import contract as c
+from leadersboard.jobs import JobStatus
 
-COMPLETED_FILTER = f"tags.`{names.TAG_STATUS}` = 'completed' AND attributes.status = 'FINISHED'"
+from .entries import Entry, entry_from_run
+
+COMPLETED_FILTER = (f"tags.`{c.TAG_STATUS}` = '{JobStatus.COMPLETED}' "
+                    f"AND attributes.status = '{JobStatus.COMPLETED.run_status}'")
 PAGE_SIZE = 1000
 # Keeps each request's `experiment_id IN (...)` list short on instances with very many benchmarks.
 EXPERIMENTS_PER_QUERY = 100

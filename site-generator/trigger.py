@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from leadersboard.site_generator.build import SiteReport, build_site
+from .build import SiteReport, build_site
 
 log = logging.getLogger(__name__)
 

@@ -1,1 +1,2 @@
-"""The FastAPI service: git smart-HTTP, the hooks' endpoint, health, and (later) the REST API."""
+"""The FastAPI service: git smart-HTTP with the hooks' endpoint, push handling (`intake/`), the REST
+API, health, and the web form on its own port."""

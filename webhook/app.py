@@ -3,9 +3,8 @@ the web port (a second socket of the same server), the web form."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI
@@ -17,23 +16,21 @@ from leadersboard.settings import Settings
 from .errors import install_error_handlers
 from .git_http import GitHttpApp, Receive, Scope, Send
 from .routes import health, hooks, jobs, submissions
-from .service import Service
+from .service import Background, Service
 from .web import create_web_app
 
 
-def create_app(settings: Settings, expect_workers: bool = False, reconcile: bool = True) -> Any:
-    """The ASGI callable `serve` runs."""
-    service = Service(settings, expect_workers=expect_workers)
+def create_app(settings: Settings, expect_workers: bool = False, reconcile: bool = True,
+               background: Sequence[Background] = ()) -> Any:
+    """The ASGI callable `serve` runs; `background` tasks run beside it while it serves."""
+    service = Service(settings, expect_workers=expect_workers, reconcile=reconcile, background=background)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await service.start()
-        reconciler = asyncio.create_task(service.reconciler.forever()) if reconcile else None
         try:
             yield
         finally:
-            if reconciler is not None:
-                reconciler.cancel()
             await service.stop()
 
     api = FastAPI(title="LeadersBoard", version=__version__, lifespan=lifespan)

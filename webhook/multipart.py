@@ -17,7 +17,8 @@ from typing import Any
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from leadersboard.settings import Limits
-from leadersboard.uploads import (
+
+from .intake.uploads import (
     FILES_FIELD,
     MAX_FIELD_BYTES,
     MAX_FILES,

@@ -11,15 +11,14 @@ Content-Security-Policy allows no inline script, so even a missed escape would n
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import jinja2
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
-import leadersboard
 from leadersboard.rules import DEFAULT_CONFIG, DEFAULT_ENTRYPOINT
+from leadersboard.templates import WEB_DIR
 
 from .errors import install_error_handlers
 from .git_http import Receive, Scope, Send
@@ -27,7 +26,6 @@ from .routes import jobs, submissions
 from .service import Service
 from .web_text import LANGUAGES, TEXT, pick_language
 
-TEMPLATES = Path(leadersboard.__file__).parent / "templates" / "web"
 STATIC = {"web.js": "text/javascript", "web.css": "text/css"}
 REFRESH_SECONDS = 5
 SECURITY_HEADERS = [
@@ -46,7 +44,7 @@ def create_web_app(service: Service) -> Any:
     for module in (submissions, jobs):
         web.include_router(module.router, prefix="/api")
     install_error_handlers(web)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(WEB_DIR), autoescape=True,
                              undefined=jinja2.StrictUndefined)
 
     @web.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -64,7 +62,7 @@ def create_web_app(service: Service) -> Any:
         """The page's script and style sheet (a fixed list: no path from the request reaches the disk)."""
         if name not in STATIC:
             return JSONResponse({"detail": "Not found"}, status_code=404)
-        return FileResponse(TEMPLATES / "static" / name, media_type=STATIC[name])
+        return FileResponse(WEB_DIR / "static" / name, media_type=STATIC[name])
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         async def with_headers(message: dict[str, Any]) -> None:

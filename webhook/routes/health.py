@@ -9,11 +9,12 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from leadersboard.contract import HEALTH_CHECK_SUFFIX
+
 from ..deps import ServiceDep
 from ..service import Service
 
 router = APIRouter(tags=["health"])
-HEALTH_CHECK_SUFFIX = ":health-check"  # arq's key, set by every live worker
 
 
 @router.get("/healthz")

@@ -14,16 +14,16 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from leadersboard.constants import log_key
-from leadersboard.intake import enqueue
-from leadersboard.jobs import ACTIVE_STATUSES, Job
+from leadersboard.contract import LOG_ARTIFACT, log_key
+from leadersboard.jobs import Job, JobStatus
+from leadersboard.names import RESOURCE_CLASS
 from leadersboard.submissions import job_id as job_id_for
 
 from ..deps import CurrentUser, ServiceDep
+from ..intake import JobRefused
 from ..service import Service
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
-LOG_ARTIFACT = "leadersboard/job.log"
 CANCEL_WAIT_SECONDS = 15
 
 
@@ -42,7 +42,7 @@ def _plausible(job_id: str) -> bool:
 
 class JobConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    resource_class: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    resource_class: str | None = Field(default=None, pattern=f"^{RESOURCE_CLASS.pattern}$")
 
 
 class JobRequest(BaseModel):
@@ -62,16 +62,10 @@ async def create_job(body: JobRequest, user: CurrentUser, service: ServiceDep) -
     attempt = await asyncio.to_thread(service.intake.submissions.job_count, sub.id)
     sub = replace(sub, job_id=job_id_for(sub.id, attempt), run=True,
                   resource_class=body.config.resource_class or sub.resource_class)
-    assert sub.job_id is not None
-    refusal = await service.intake.admission.reserve(user, [], [sub.job_id])
-    if refusal is not None:
-        raise HTTPException(429, str(refusal), headers=refusal.headers())
     try:
-        job = await asyncio.to_thread(service.jobs.create, sub, sub.job_id)
-        await enqueue(service.queue, service.settings.queue_name, job.id, job.run_id)
-    except BaseException:
-        await service.intake.admission.release(user, [], [sub.job_id])  # a refused call leaves nothing behind
-        raise
+        job = await service.intake.submit(sub, reserve=True)
+    except JobRefused as exc:
+        raise HTTPException(429, str(exc), headers=exc.refusal.headers()) from None
     return JSONResponse({"job_id": job.id, "status": job.status}, status_code=202)
 
 
@@ -112,13 +106,12 @@ def _log_artifact(service: Service, job: Job) -> str | None:
 async def cancel_job(job_id: str, user: CurrentUser, service: ServiceDep) -> dict[str, Any]:
     """Stop the job (its process or container too); a job that ended stays as it is."""
     job = await _own_job(service, job_id, user)
-    if job.status not in ACTIVE_STATUSES:
+    if not job.status.active:
         raise HTTPException(409, f"The job has ended already ({job.status})")
     queued = QueueJob(job.id, service.queue, _queue_name=service.settings.queue_name)
-    if job.status == "pending":
-        # Ended first, so a worker that picks the entry up anyway skips it.
-        await asyncio.to_thread(service.jobs.finish, job.run_id, "cancelled", "cancelled on request")
-        await service.intake.admission.release(job.user, [], [job.id])
-    with contextlib.suppress(TimeoutError):  # the worker records the end itself
-        await queued.abort(timeout=0.1 if job.status == "pending" else CANCEL_WAIT_SECONDS, poll_delay=0.1)
+    pending = job.status == JobStatus.PENDING
+    if pending:  # ended first, so a worker that picks the entry up anyway skips it
+        await service.jobs.end(job, JobStatus.CANCELLED, "cancelled on request")
+    with contextlib.suppress(TimeoutError):  # a running job's worker records the end itself
+        await queued.abort(timeout=0.1 if pending else CANCEL_WAIT_SECONDS, poll_delay=0.1)
     return (await asyncio.to_thread(service.jobs.read, job.run_id)).status_document()

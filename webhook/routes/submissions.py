@@ -9,7 +9,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
-from leadersboard.uploads import (
+from leadersboard.jobs import JobStatus
+
+from ..deps import CurrentUser, ServiceDep
+from ..intake.uploads import (
     FILES_FIELD,
     BranchBusy,
     Upload,
@@ -18,8 +21,6 @@ from leadersboard.uploads import (
     UploadRejected,
     UploadTooLarge,
 )
-
-from ..deps import CurrentUser, ServiceDep
 from ..multipart import FormReader, discard_rest
 
 router = APIRouter(prefix="/submissions", tags=["submissions"])
@@ -81,7 +82,7 @@ async def create_submission(request: Request, user: CurrentUser, service: Servic
     finally:
         reader.close()
     return JSONResponse({
-        "submission_id": sub.id, "job_id": sub.job_id, "status": "pending" if sub.job_id else None,
+        "submission_id": sub.id, "job_id": sub.job_id, "status": JobStatus.PENDING if sub.job_id else None,
         "folder": sub.folder, "branch": sub.ref.removeprefix("refs/heads/"), "commit": sub.commit_id,
         "benchmark": sub.benchmark,
     }, status_code=201)

@@ -1,0 +1,121 @@
+"""Operators' commands: the instance, its users and data sets, and checking a folder locally."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from leadersboard.folders import LocalFolder
+from leadersboard.names import InvalidName
+from leadersboard.rules import check_folder
+from leadersboard.users import UserError, UserStore
+
+from . import instance
+from .common import home_option, load_instance, load_settings
+
+
+@click.command()
+@home_option
+def init(home: Path | None) -> None:
+    """Create an instance (config file, database, bare repository with hooks); safe to run again."""
+    settings = load_settings(home)
+    try:
+        created = instance.init(settings)
+    except instance.InstanceError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for path in created:
+        click.echo(f"created {path}")
+    click.echo(f"LeadersBoard instance ready at {settings.home}" + ("" if created else " (nothing to change)"))
+
+
+@click.group()
+def user() -> None:
+    """Manage participants and their API tokens."""
+
+
+@user.command("add")
+@click.argument("name")
+@home_option
+def user_add(name: str, home: Path | None) -> None:
+    """Create user NAME; prints the new token (shown once) as the last line."""
+    store = UserStore(load_instance(home).db_path)
+    try:
+        token = store.add(name)
+    except (UserError, InvalidName) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"created user {name}; keep this token, it is not shown again:", err=True)
+    click.echo(token)
+
+
+@user.command("token")
+@click.argument("name")
+@home_option
+def user_token(name: str, home: Path | None) -> None:
+    """Issue another token for NAME (printed as the last line)."""
+    try:
+        token = UserStore(load_instance(home).db_path).new_token(name)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(token)
+
+
+@user.command("list")
+@home_option
+def user_list(home: Path | None) -> None:
+    """List users with their state and number of active tokens."""
+    for entry in UserStore(load_instance(home).db_path).list():
+        since = datetime.fromtimestamp(entry.created_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        state = "revoked" if entry.revoked_at else "active"
+        click.echo(f"{entry.name}\t{state}\ttokens={entry.active_tokens}\tcreated {since}")
+
+
+@user.command("revoke")
+@click.argument("name")
+@home_option
+def user_revoke(name: str, home: Path | None) -> None:
+    """Revoke NAME and all their tokens, effective immediately."""
+    try:
+        UserStore(load_instance(home).db_path).revoke(name)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"revoked {name}")
+
+
+@click.group()
+def dataset() -> None:
+    """Register data set folders."""
+
+
+@dataset.command("add")
+@click.argument("name")
+@click.argument("path", type=click.Path(path_type=Path))
+@home_option
+def dataset_add(name: str, path: Path, home: Path | None) -> None:
+    """Register data set NAME at PATH (a folder holding its categories, e.g. pcb1/...)."""
+    try:
+        updated = instance.add_dataset(load_instance(home), name, path)
+    except (instance.InstanceError, InvalidName) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"data set {name} -> {updated.datasets[name]}")
+
+
+@click.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@home_option
+def validate(path: Path, home: Path | None) -> None:
+    """Check the submission folder PATH against the push rules (exit 1 when it breaks one)."""
+    settings = load_settings(home)
+    report = check_folder(LocalFolder(path), settings.datasets, settings.limits)
+    if report.problems:
+        for problem in report.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(1)
+    assert report.spec is not None
+    click.echo(f"OK: {report.spec.folder} would be evaluated on {report.spec.benchmark} "
+               f"(entrypoint {report.spec.entrypoint}, config {report.spec.config_file})")
+
+
+COMMANDS = (init, user, dataset, validate)

@@ -1,0 +1,88 @@
+"""Creating and changing an instance: its folder, config file, database and bare repository."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from leadersboard import db
+from leadersboard.hooks import install as install_hooks
+from leadersboard.names import check_dataset_name
+from leadersboard.settings import Settings, config_document
+
+# Set on the bare repository: hooks get push options; history stays append-only even if a hook
+# were bypassed; a push's pack cannot exceed what a submission may hold.
+REPO_CONFIG = {
+    "receive.advertisePushOptions": "true",
+    "receive.denyNonFastForwards": "true",
+    "receive.denyDeletes": "true",
+    "http.receivepack": "true",
+    "core.logAllRefUpdates": "true",
+}
+
+
+class InstanceError(Exception):
+    """The instance cannot be created or changed as asked."""
+
+
+def init(settings: Settings) -> list[str]:
+    """Create what is missing and leave what exists alone; the list of things created."""
+    created: list[str] = []
+    home = settings.home
+    if not home.exists():
+        home.mkdir(parents=True, mode=0o700)
+        created.append(str(home))
+    if not settings.config_path.exists():
+        write_config(settings)
+        created.append(str(settings.config_path))
+    if not settings.db_path.exists():
+        created.append(str(settings.db_path))
+    db.create_schema(settings.db_path)
+    repo = settings.repo_path
+    if not (repo / "HEAD").exists():
+        _git("init", "--bare", "--quiet", "--initial-branch=main", str(repo))
+        created.append(str(repo))
+    for key, value in REPO_CONFIG.items():
+        _git("config", "--file", str(repo / "config"), key, value)
+    _git("config", "--file", str(repo / "config"), "receive.maxInputSize", str(settings.limits.max_submission_bytes))
+    install_hooks(repo)
+    settings.run_dir.mkdir(exist_ok=True)
+    return created
+
+
+def require(settings: Settings) -> None:
+    """Fail with a helpful sentence when `settings.home` is not an instance."""
+    if not settings.config_path.exists() or not (settings.repo_path / "HEAD").exists():
+        raise InstanceError(f"No LeadersBoard instance at {settings.home}: run 'leadersboard init --home "
+                            f"{settings.home}' first (or set LEADERSBOARD_HOME).")
+
+
+def write_config(settings: Settings, document: dict[str, Any] | None = None) -> None:
+    text = "# LeadersBoard instance configuration (see docs/operating.md)\n" + yaml.safe_dump(
+        document or config_document(settings), sort_keys=False, allow_unicode=True)
+    tmp = settings.config_path.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, settings.config_path)
+
+
+def add_dataset(settings: Settings, name: str, path: Path) -> Settings:
+    """Register data set `name` at `path` (a folder holding its categories)."""
+    check_dataset_name(name)
+    folder = path.expanduser().resolve()
+    if not folder.is_dir():
+        raise InstanceError(f"Data set folder {folder} does not exist or is not a folder.")
+    document = yaml.safe_load(settings.config_path.read_text(encoding="utf-8")) or {}
+    document["datasets"] = {**(document.get("datasets") or {}), name: str(folder)}
+    write_config(settings, document)
+    return replace(settings, datasets={**settings.datasets, name: folder})
+
+
+def _git(*args: str) -> None:
+    result = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+    if result.returncode:
+        raise InstanceError(f"git {' '.join(args)} failed: {result.stderr.strip()}")

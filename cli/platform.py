@@ -1,0 +1,140 @@
+"""Commands that run the platform or build its parts: serve, worker, site, image, demo.
+
+Components are imported inside each command: `leadersboard user add` should not pay for MLflow.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from leadersboard.settings import EXECUTORS, Settings
+
+from .common import home_option, load_instance, load_settings
+
+
+@click.command()
+@home_option
+@click.option("--api-port", type=int, help="Port of the API and git server (default 8010).")
+@click.option("--web-port", type=int, help="Port of the web form (default 8501).")
+@click.option("--mlflow-port", type=int, help="Port of the MLflow server it starts (default 5010).")
+@click.option("--host", help="Address to listen on (default 127.0.0.1).")
+@click.option("--workers", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Worker processes to run here (one per GPU).")
+@click.option("--executor", type=click.Choice(EXECUTORS),
+              help="How workers run submissions (default: runner.executor).")
+def serve(home: Path | None, api_port: int | None, web_port: int | None, mlflow_port: int | None, host: str | None,
+          workers: int, executor: str | None) -> None:
+    """Run the platform: Redis and MLflow (unless configured), workers, API and git over HTTP, web form."""
+    from .serve import ServeError
+    from .serve import serve as run
+
+    settings = load_instance(home).with_overrides(api_port=api_port, web_port=web_port, api_host=host,
+                                                  mlflow_port=mlflow_port)
+    if settings.web_port == settings.api_port:
+        raise click.ClickException(f"The web form needs a port of its own, not the API's ({settings.api_port}).")
+    if executor:
+        os.environ["LEADERSBOARD_EXECUTOR"] = executor  # for the workers it starts
+        settings = replace(settings, runner=replace(settings.runner, executor=executor))
+    if workers and settings.runner.executor == "docker":
+        _check_docker(settings)
+    try:
+        run(settings, workers=workers)
+    except ServeError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _check_docker(settings: Settings) -> None:
+    """Say it once, before anything starts, when the docker executor cannot work here."""
+    from leadersboard.runner.docker_executor import DockerExecutor, DockerUnavailable
+
+    try:
+        DockerExecutor.from_settings(settings)
+    except DockerUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.command()
+@home_option
+@click.option("--gpu", help="The GPU this worker owns (CUDA_VISIBLE_DEVICES for its jobs).")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+@click.option("--executor", type=click.Choice(EXECUTORS), help="How it runs submissions (default: runner.executor).")
+def worker(home: Path | None, gpu: str | None, burst: bool, executor: str | None) -> None:
+    """Run one worker (one per GPU; any number of hosts sharing Redis and MLflow)."""
+    from leadersboard.runner.worker import build_worker
+
+    settings = load_instance(home)
+    if executor:
+        settings = replace(settings, runner=replace(settings.runner, executor=executor))
+    try:
+        built = build_worker(settings, gpu=gpu, burst=burst)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    built.run()
+
+
+@click.group()
+def site() -> None:
+    """The static leaderboard."""
+
+
+@site.command("build")
+@home_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Where to publish (default: HOME/site).")
+def site_build(home: Path | None, out: Path | None) -> None:
+    """Build the leaderboard from the finished jobs in MLflow (needs MLFLOW_TRACKING_URI or the config's)."""
+    from leadersboard.site_generator import build_site
+
+    settings = load_settings(home)
+    if not settings.mlflow_tracking_uri:
+        raise click.ClickException("No MLflow to read: set MLFLOW_TRACKING_URI (or server.mlflow_tracking_uri).")
+    target = out or settings.site_dir
+    report = build_site(settings.mlflow_tracking_uri, target, None if out else settings.site_cache_path)
+    click.echo(f"built {target}: {report.ranked} ranked rows on {report.benchmarks} benchmark(s) from "
+               f"{report.entries} completed jobs in {report.seconds:.2f} s")
+
+
+@click.group()
+def image() -> None:
+    """The sandbox image the docker executor runs jobs in."""
+
+
+@image.command("build")
+@home_option
+@click.option("--name", help="Image name (default: runner.docker_image).")
+@click.option("--with-anomalib", is_flag=True,
+              help="Add torch, torchvision and anomalib (the versions of the platform's anomalib extra).")
+@click.option("--rebuild", is_flag=True, help="Build even if an image of the same recipe exists.")
+def image_build(home: Path | None, name: str | None, with_anomalib: bool, rebuild: bool) -> None:
+    """Build the image from this machine's apt mirror and the platform's own pip (as root; no registry)."""
+    from leadersboard.runner.image import ImageError, build_image, recipe
+
+    settings = load_settings(home)
+    try:
+        spec = recipe(name or settings.runner.docker_image, settings.runner.sandbox_uid, with_anomalib)
+        report = build_image(spec, rebuild=rebuild, say=click.echo)
+    except ImageError as exc:
+        raise click.ClickException(str(exc)) from exc
+    size = f"{report.size_bytes / 1e9:.2f} GB"
+    if report.built:
+        click.echo(f"built {report.name} ({size}) in {report.seconds:.0f} s")
+    else:
+        click.echo(f"{report.name} is up to date ({size}); --rebuild builds it again")
+
+
+@click.command()
+def demo() -> None:
+    """Run the whole flow once on a throw-away instance with generated data and the example model."""
+    from .demo import DemoError, run_demo
+
+    try:
+        home = run_demo(click.echo)
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"demo instance kept at {home}")
+
+
+COMMANDS = (serve, worker, site, image, demo)

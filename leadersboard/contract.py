@@ -1,0 +1,73 @@
+"""The names that components must agree on, in one place: Redis keys, the queue's job function,
+MLflow experiments, tags and metrics, and artifact paths.
+
+The service writes what the worker reads and the site generator ranks; a name spelled twice could
+drift. One MLflow experiment per benchmark (named like the benchmark, e.g. `visa/pcb1`); one run
+per job.
+"""
+
+PREFIX = "leadersboard"
+
+# ------------------------------------------------------------------------------------------ Redis
+
+
+def hourly_key(user: str) -> str:
+    """Sorted set: this user's submissions of the rolling hour (member id, score time)."""
+    return f"{PREFIX}:quota:{user}:hourly"
+
+
+def active_key(user: str) -> str:
+    """Sorted set: this user's jobs pending or running (member job id, score time)."""
+    return f"{PREFIX}:quota:{user}:active"
+
+
+def pending_push_key(push_id: str) -> str:
+    """Hash: ref -> JSON of the submissions a pre-receive admitted, until the push settles."""
+    return f"{PREFIX}:push:{push_id}"
+
+
+def log_key(job_id: str) -> str:
+    """String: the tail of a job's output, readable while it runs and for a week after."""
+    return f"{PREFIX}:log:{job_id}"
+
+
+def heartbeat_key(job_id: str) -> str:
+    """String with a TTL: present while a live worker runs the job."""
+    return f"{PREFIX}:heartbeat:{job_id}"
+
+
+# ------------------------------------------------------------------------------------------ queue
+
+JOB_FUNCTION = "run_job"  # the arq function a queue entry names; its arguments: job id, run id
+HEALTH_CHECK_SUFFIX = ":health-check"  # arq's key (queue name + suffix), kept fresh by every live worker
+
+# ----------------------------------------------------------------------------------------- MLflow
+
+EXPERIMENT_TAG = "leadersboard.benchmark"
+
+TAG_JOB_ID = "leadersboard.job_id"
+TAG_STATUS = "leadersboard.status"  # a JobStatus value
+TAG_USER = "leadersboard.user"
+TAG_SUBMISSION_ID = "leadersboard.submission_id"
+TAG_FOLDER = "leadersboard.folder"  # the submission's folder name, shown as "submission"
+TAG_COMMIT = "leadersboard.commit"
+TAG_BENCHMARK = "leadersboard.benchmark"
+TAG_METHOD = "leadersboard.method"  # submission.yaml 'method', when given
+TAG_SUBMITTED_AT = "leadersboard.submitted_at"  # unix time of admission, as text
+TAG_ERROR = "leadersboard.error"  # why a job failed, in words a participant understands
+TAG_ENTRYPOINT = "leadersboard.entrypoint"
+TAG_CONFIG = "leadersboard.config_file"
+TAG_RESOURCE_CLASS = "leadersboard.resource_class"
+TAG_WORKER = "leadersboard.worker"  # host:pid of the worker running the job
+TAG_STARTED_AT = "leadersboard.started_at"  # unix time the worker took the job, as text
+TAG_GIT_COMMIT = "mlflow.source.git.commit"
+TAG_PARENT_RUN = "mlflow.parentRunId"  # a submission's own run, copied under its job's run
+PLATFORM_TAG_PREFIXES = ("mlflow.", "leadersboard.")  # tags a submission may never set on its job
+
+METRIC_AUROC = "auroc"
+METRIC_F1 = "f1_score"
+METRIC_RUNTIME = "runtime_seconds"
+
+LOG_ARTIFACT_DIR = "leadersboard"  # the job log's folder among the run's artifacts
+LOG_FILE = "job.log"  # the job log's name, in the job's scratch folder and among the artifacts
+LOG_ARTIFACT = f"{LOG_ARTIFACT_DIR}/{LOG_FILE}"

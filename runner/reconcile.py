@@ -1,0 +1,141 @@
+"""The job reconciler: makes the queue and the workers agree with the jobs' runs after a loss.
+
+- pending jobs with no queue entry are queued again (after Redis was lost, say);
+- running jobs whose worker stopped beating are ended as failed, with the reason, and what they
+  left running on this host (processes, and containers under the docker executor) is removed;
+- under the docker executor, this instance's containers whose job is no longer active are removed;
+- the admission counters of active jobs are rebuilt from the jobs themselves.
+Every step is idempotent; `serve` runs it every `runner.reconcile_seconds`. (Pushes nobody settled and
+submissions never handed over are the service's: `Intake.reconcile`.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import cast
+
+from arq.connections import ArqRedis
+from redis.asyncio import Redis
+
+from leadersboard.contract import active_key, heartbeat_key
+from leadersboard.jobs import Job, JobStatus, JobStore
+from leadersboard.periodic import every
+from leadersboard.queue import enqueue
+from leadersboard.settings import Settings
+
+from .containers import DockerError, instance_containers, instance_label, remove_containers, remove_job_containers
+from .processes import kill_job_processes
+
+log = logging.getLogger(__name__)
+
+# Slots younger than this may belong to a push whose job is being created right now.
+SLOT_GRACE_SECONDS = 600
+
+
+@dataclass
+class ReconcileReport:
+    requeued: int = 0
+    ended: int = 0
+    slots_restored: int = 0
+
+    def __bool__(self) -> bool:
+        return any((self.requeued, self.ended, self.slots_restored))
+
+
+class JobReconciler:
+    def __init__(self, settings: Settings, redis: Redis, queue: ArqRedis, jobs: JobStore) -> None:
+        """`jobs` gives slots back as jobs end (made with an `Admission`)."""
+        self.settings = settings
+        self.redis = redis
+        self.queue = queue
+        self.jobs = jobs
+
+    async def run_once(self, now: float | None = None) -> ReconcileReport:
+        now = time.time() if now is None else now
+        report = ReconcileReport()
+        # Containers first, jobs second: a container made meanwhile belongs to a job active in the list.
+        containers = await self._containers() if self.settings.runner.executor == "docker" else {}
+        active = await asyncio.to_thread(self.jobs.with_status, JobStatus.PENDING, JobStatus.RUNNING)
+        grace = 2 * max(1, self.settings.runner.heartbeat_seconds)
+        ended: set[str] = set()
+        for job in active:
+            if job.status == JobStatus.PENDING:
+                if await enqueue(self.queue, self.settings.queue_name, job):
+                    report.requeued += 1
+                    log.info("re-queued job %s (it had no queue entry)", job.id)
+            elif (now - (job.started_at or 0) > grace and not await self.redis.exists(heartbeat_key(job.id))
+                  and await self._still_running(job)):
+                reason = "the worker running this job stopped unexpectedly; push again to retry"
+                if job.worker and job.worker.rsplit(":", 1)[0] == socket.gethostname():
+                    kill_job_processes(job.id)  # what the dead worker started here must not run on
+                    if self.settings.runner.executor == "docker":
+                        await self._remove_containers(job.id)
+                await self.jobs.end(job, JobStatus.FAILED, reason)
+                ended.add(job.id)
+                log.warning("ended job %s: its worker %s stopped beating", job.id, job.worker)
+        report.ended = len(ended)
+        # Not from the list as read: a job ended just now must not get its slot back.
+        report.slots_restored = await self._restore_slots([job for job in active if job.id not in ended], now)
+        active_ids = {job.id for job in active}
+        await self._remove_stale(sorted(c for c, job_id in containers.items() if job_id not in active_ids))
+        return report
+
+    async def _containers(self) -> dict[str, str]:
+        try:
+            return await asyncio.to_thread(instance_containers, instance_label(self.settings.home))
+        except DockerError as exc:
+            log.warning("cannot list this instance's containers: %s", exc)
+            return {}
+
+    async def _remove_stale(self, ids: list[str]) -> None:
+        """Containers whose job has ended: its worker could not remove them (it died, say)."""
+        if not ids:
+            return
+        try:
+            await asyncio.to_thread(remove_containers, ids)
+        except DockerError as exc:
+            log.warning("could not remove containers of ended jobs: %s", exc)
+            return
+        log.info("removed %d container(s) of ended jobs", len(ids))
+
+    async def _remove_containers(self, job_id: str) -> None:
+        try:
+            removed = await asyncio.to_thread(remove_job_containers, job_id)
+        except DockerError as exc:  # the engine is away: the job ends anyway, its container is the operator's
+            log.warning("job %s: could not remove its container: %s", job_id, exc)
+            return
+        if removed:
+            log.info("removed the container of job %s, left by its worker", job_id)
+
+    async def _still_running(self, job: Job) -> bool:
+        """Read again after the missing beat: a worker writes the final status before it drops the beat,
+        so a job that ended meanwhile shows it here and is not ended a second time."""
+        current = await asyncio.to_thread(self.jobs.read, job.run_id)
+        return current.status == JobStatus.RUNNING
+
+    async def _restore_slots(self, active: list[Job], now: float) -> int:
+        """Active jobs hold an admission slot each, whatever Redis forgot; ended jobs hold none."""
+        restored = 0
+        by_user: dict[str, set[str]] = {}
+        for job in active:
+            if job.status.active:
+                by_user.setdefault(job.user, set()).add(job.id)
+        for user, ids in by_user.items():
+            for job_id in ids:
+                added = await cast(Awaitable[int], self.redis.zadd(active_key(user), {job_id: now}, nx=True))
+                restored += added
+        async for key in self.redis.scan_iter(match=active_key("*")):
+            user = key.decode().split(":")[2]
+            for member, score in await self.redis.zrange(key, 0, -1, withscores=True):
+                job_id = member.decode()
+                if job_id not in by_user.get(user, set()) and now - score > SLOT_GRACE_SECONDS:
+                    await self.redis.zrem(key, job_id)
+        return restored
+
+    async def forever(self) -> None:
+        await every(self.settings.runner.reconcile_seconds, self.run_once, "job reconciler")

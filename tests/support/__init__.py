@@ -1,0 +1,1 @@
+"""Helpers the test tiers share: instances, servers, the git client, a whole platform, a browser."""

@@ -1,0 +1,45 @@
+"""The service's app in this process, as the API tier drives it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pygit2
+from fastapi.testclient import TestClient
+
+from leadersboard.settings import Settings
+
+from .instances import GOOD_CONFIG, GOOD_MAIN
+
+WEB_PORT = 8501  # the test client's requests to this port reach the web form, as on a real server
+
+
+@dataclass
+class Api:
+    settings: Settings
+    client: TestClient
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def auth(self, user: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[user]}"}
+
+    def request(self, method: str, path: str, user: str | None = None, **kwargs: Any) -> httpx.Response:
+        headers = {**(self.auth(user) if user else {}), **kwargs.pop("headers", {})}
+        return self.client.request(method, path, headers=headers, **kwargs)
+
+    def upload(self, user: str, files: dict[str, str | bytes] | None = None, **fields: str) -> httpx.Response:
+        """POST /submissions with `files` (default: a good main.py and config.yaml) and form fields."""
+        files = {"main.py": GOOD_MAIN, "config.yaml": GOOD_CONFIG} if files is None else files
+        parts = [("files", (name, content)) for name, content in files.items()]
+        return self.request("POST", "/submissions", user, files=parts, data=fields)
+
+    def refs(self) -> dict[str, str]:
+        repo = pygit2.Repository(str(self.settings.repo_path))
+        return {name: str(repo.references[name].target) for name in repo.references}
+
+
+def web_client(api: Api) -> TestClient:
+    """The same app, reached on the web form's port (the service routes by the port asked for)."""
+    return TestClient(api.client.app, base_url=f"http://testserver:{WEB_PORT}")

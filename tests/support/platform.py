@@ -1,0 +1,221 @@
+"""A whole platform: `leadersboard serve` with real worker processes, a real Redis and a real MLflow
+server; and submissions whose jobs take seconds (they only use MLflow)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from mlflow.tracking import MlflowClient
+
+from leadersboard.local.ports import free_port
+
+from .git import GitClient
+from .instances import LEADERSBOARD, Instance
+
+CONFIG = "model: {{}}\ndata: {{name: {dataset}, init_args: {{name: pcb1}}}}\ntrainer: {{}}\n"
+
+MLFLOW_MAIN = '''import mlflow
+
+
+def main():
+    mlflow.set_experiment("mine")
+    with mlflow.start_run():
+        mlflow.log_param("depth", 3)
+        mlflow.set_tag("team", "blue")
+        mlflow.set_tag("leadersboard.user", "spoofed")
+        for step in range(3):
+            mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+        mlflow.log_metric("auroc", {auroc})
+        mlflow.log_metric("f1_score", {f1})
+        with open("notes.txt", "w") as f:
+            f.write("my artifact")
+        mlflow.log_artifact("notes.txt")
+    print("done: auroc={auroc}")
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+FAILING_MAIN = '''def main():
+    print("loading")
+    raise ValueError("the backbone is missing")
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+# Starts a grandchild too: a time-out must kill the whole process group.
+SLEEPING_MAIN = '''import subprocess
+import sys
+import time
+
+
+def main():
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)  # {marker}"])
+    print("sleeping", flush=True)
+    time.sleep(300)  # {marker}
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+SILENT_MAIN = '''def main():
+    print("I trained something but logged nothing")
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+class Platform:
+    """An instance served by `leadersboard serve` with workers, tracking jobs in a real MLflow server."""
+
+    def __init__(self, instance: Instance, redis_url: str, mlflow_url: str, workers: int,
+                 serve_args: tuple[str, ...] = ()) -> None:
+        self.instance = instance
+        self.serve_args = serve_args  # more options for `leadersboard serve`
+        self.redis_url = redis_url
+        self.mlflow_url = mlflow_url
+        self.workers = workers
+        self.port = free_port()
+        self.web_port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = instance.home / f"serve-{self.port}.log"
+        self.extra_workers: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADERSBOARD_", "MLFLOW_"))}
+        env.update(LEADERSBOARD_HOME=str(self.instance.home), LEADERSBOARD_REDIS_URL=self.redis_url,
+                   MLFLOW_TRACKING_URI=self.mlflow_url, MLFLOW_DISABLE_TELEMETRY="true", PYTHONUNBUFFERED="1")
+        return env
+
+    def start(self) -> Platform:
+        assert LEADERSBOARD
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [LEADERSBOARD, "serve", "--api-port", str(self.port), "--web-port", str(self.web_port),
+                 "--workers", str(self.workers), *self.serve_args],
+                env=self.env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while True:
+            assert self.process.poll() is None, f"serve exited:\n{self.log()}"
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"serve did not become healthy:\n{self.log()}"
+            time.sleep(0.2)
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        assert LEADERSBOARD
+        with self.log_path.open("ab") as log:
+            proc = subprocess.Popen([LEADERSBOARD, "worker"], env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+        self.extra_workers.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in [*self.extra_workers, *([self.process] if self.process else [])]:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                    raise AssertionError(f"a platform process ignored SIGTERM:\n{self.log()}") from None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def api(self, method: str, path: str, user: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.instance.tokens[user]}"}
+        return httpx.request(method, f"{self.base_url}{path}", headers=headers, timeout=30, **kwargs)
+
+    def status(self, job_id: str, user: str) -> dict[str, Any]:
+        answer = self.api("GET", f"/jobs/{job_id}/status", user)
+        assert answer.status_code == 200, answer.text
+        result: dict[str, Any] = answer.json()
+        return result
+
+    def wait_status(self, job_id: str, user: str, wanted: tuple[str, ...] = ("completed", "failed", "cancelled"),
+                    timeout: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.status(job_id, user)
+            if job["status"] in wanted:
+                return job
+            assert time.monotonic() < deadline, f"job stayed {job['status']}:\n{self.log()[-3000:]}"
+            time.sleep(0.3)
+
+    def client(self, tmp: Path, user: str) -> GitClient:
+        url = f"http://{user}:{self.instance.tokens[user]}@127.0.0.1:{self.port}/git/submissions.git"
+        git = GitClient(tmp / f"clone-{user}-{uuid.uuid4().hex[:6]}", url, user).init()
+        git.git("checkout", "-q", "-b", f"users/{user}", check=True)
+        return git
+
+    def submit(self, git: GitClient, folder: str, main: str, dataset: str = "visa") -> str:
+        """Push one folder; the job id the push printed."""
+        git.commit(f"submit {folder}", {"main.py": main, "config.yaml": CONFIG.format(dataset=dataset)}, folder)
+        code, out = git.push(f"users/{git.user}")
+        assert code == 0, out
+        ids = [line.split(" job ", 1)[1].split()[0] for line in out.splitlines() if f"{folder}: job " in line]
+        assert len(ids) == 1, out
+        return ids[0]
+
+
+EXFILTRATING_MAIN = '''import os
+import sqlite3
+from urllib.parse import urlparse
+
+import mlflow
+
+
+def main():
+    with mlflow.start_run() as run:
+        mlflow.log_metric("auroc", 0.99)
+    home = os.path.abspath("../../..")  # scratch/<job>/work -> the instance folder
+    db = sqlite3.connect(urlparse(os.environ["MLFLOW_TRACKING_URI"]).path)
+    db.execute("UPDATE runs SET artifact_uri = ? WHERE run_uuid = ?", ("file://" + home, run.info.run_id))
+    db.commit()
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def processes_with(marker: str) -> list[int]:
+    """Pids whose command line holds `marker` (to prove nothing a job started is left running)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def run_tags(platform: Platform, job: dict[str, Any]) -> tuple[Any, MlflowClient]:
+    client = MlflowClient(tracking_uri=platform.mlflow_url)
+    runs = [r for e in client.search_experiments() for r in client.search_runs(
+        [e.experiment_id], f"tags.`leadersboard.job_id` = '{job['job_id']}'")]
+    assert len(runs) == 1
+    return runs[0], client

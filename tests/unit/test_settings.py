@@ -1,0 +1,97 @@
+"""The one settings object: defaults, the config file, the environment, and errors that name the key."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from leadersboard.settings import CONFIG_FILE, Limits, RunnerSettings, Settings, SettingsError, config_document
+
+
+def write(home: Path, document: object) -> Path:
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / CONFIG_FILE
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return path
+
+
+def test_defaults_without_a_config_file(tmp_path: Path) -> None:
+    settings = Settings.load(tmp_path, environ={})
+    assert settings.home == tmp_path.resolve()
+    assert settings.limits == Limits() and settings.runner == RunnerSettings()
+    assert (settings.limits.submissions_per_hour, settings.limits.max_active_jobs) == (10, 3)
+    assert (settings.api_port, settings.web_port, settings.mlflow_port) == (8010, 8501, 5010)
+    assert settings.redis_url is None and settings.mlflow_tracking_uri is None
+    assert settings.base_url == "http://127.0.0.1:8010"
+    assert settings.repo_path == settings.home / "submissions.git"
+
+
+def test_home_from_the_environment(tmp_path: Path) -> None:
+    assert Settings.load(environ={"LEADERSBOARD_HOME": str(tmp_path)}).home == tmp_path.resolve()
+
+
+def test_the_config_file_and_environment_overrides(tmp_path: Path) -> None:
+    write(tmp_path, {"limits": {"max_active_jobs": 5}, "runner": {"executor": "docker", "docker_memory": "8g"},
+                     "datasets": {"visa": "/data/visa"},
+                     "server": {"api_port": 9000, "public_url": "https://lb.example.org",
+                                "redis_url": "redis://file", "mlflow_tracking_uri": "http://file"}})
+    settings = Settings.load(tmp_path, environ={"LEADERSBOARD_REDIS_URL": "redis://env",
+                                                "LEADERSBOARD_EXECUTOR": "process"})
+    assert settings.limits.max_active_jobs == 5 and settings.limits.submissions_per_hour == 10
+    assert settings.runner.executor == "process" and settings.runner.docker_memory == "8g"
+    assert settings.datasets == {"visa": Path("/data/visa")}
+    assert settings.api_port == 9000 and settings.base_url == "https://lb.example.org"
+    assert settings.redis_url == "redis://env" and settings.mlflow_tracking_uri == "http://file"
+
+
+@pytest.mark.parametrize(("document", "message"), [
+    ({"limit": {}}, "unknown sections limit; known: limits, runner, datasets, server"),
+    ({"limits": {"per_hour": 3}}, "Config section 'limits' has unknown keys: per_hour"),
+    ({"limits": {"max_active_jobs": "3"}}, "Config 'limits.max_active_jobs' must be a whole number ≥ 0, not '3'"),
+    ({"limits": {"max_active_jobs": True}}, "must be a whole number"),
+    ({"limits": {"max_active_jobs": -1}}, "must be a whole number"),
+    ({"runner": {"python": 3}}, "Config 'runner.python' must be text, not 3"),
+    ({"runner": {"executor": "kubernetes"}}, "Config 'runner.executor' must be one of: process, docker"),
+    ({"runner": {"docker_memory": "lots"}}, "Config 'runner.docker_memory' must be a size such as 512m or 16g"),
+    ({"runner": {"docker_cpus": 0}}, "Config 'runner.docker_cpus' must be at least 1"),
+    ({"limits": [1]}, "Config section 'limits' must be a mapping"),
+    ({"datasets": ["visa"]}, "'datasets' must map names to folders"),
+    ([1, 2], "must be a mapping of sections"),
+])
+def test_errors_name_the_key(tmp_path: Path, document: object, message: str) -> None:
+    write(tmp_path, document)
+    with pytest.raises(SettingsError, match=None) as caught:
+        Settings.load(tmp_path, environ={})
+    assert message in str(caught.value)
+
+
+def test_invalid_yaml(tmp_path: Path) -> None:
+    (tmp_path / CONFIG_FILE).write_text("limits: [\n", encoding="utf-8")
+    with pytest.raises(SettingsError, match="not valid YAML"):
+        Settings.load(tmp_path, environ={})
+
+
+def test_what_init_writes_loads_back_the_same(tmp_path: Path) -> None:
+    settings = Settings.load(tmp_path, environ={})
+    write(tmp_path, config_document(settings))
+    assert Settings.load(tmp_path, environ={}) == settings
+
+
+def test_data_sets_are_read_again_when_the_file_changes(tmp_path: Path) -> None:
+    path = write(tmp_path, {"datasets": {"visa": "/data/visa"}})
+    settings = Settings.load(tmp_path, environ={})
+    assert settings.current_datasets() == {"visa": Path("/data/visa")}
+    write(tmp_path, {"datasets": {"visa": "/data/visa", "miic": "/data/miic"}})
+    later = time.time() + 5  # another mtime, whatever the file system's resolution
+    os.utime(path, (later, later))
+    assert settings.current_datasets() == {"visa": Path("/data/visa"), "miic": Path("/data/miic")}
+    assert settings.datasets == {"visa": Path("/data/visa")}  # the object itself stays as loaded
+
+
+def test_overrides_skip_what_is_not_given(tmp_path: Path) -> None:
+    settings = Settings.load(tmp_path, environ={}).with_overrides(api_port=None, web_port=9001)
+    assert (settings.api_port, settings.web_port) == (8010, 9001)

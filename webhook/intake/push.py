@@ -1,0 +1,190 @@
+"""What a push asks for: which refs it moves, which folders it submits, and what breaks the rules.
+
+Runs in the service on the pushed objects while they are still in git's quarantine, so the hook
+process itself stays tiny.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+from pygit2.enums import FileMode, ObjectType
+
+from leadersboard.folders import GitFolder
+from leadersboard.names import RESOURCE_CLASS, ZERO_OID, branch_owner_problem
+from leadersboard.rules import Problem, SubmissionSpec, check_folder
+from leadersboard.settings import Limits
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    old: str
+    new: str
+    ref: str
+
+    @property
+    def short(self) -> str:
+        return self.ref.removeprefix("refs/heads/")
+
+    @classmethod
+    def parse(cls, text: str) -> list[RefUpdate]:
+        updates = []
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 3:
+                updates.append(cls(*parts))
+        return updates
+
+
+@dataclass(frozen=True)
+class PushOptions:
+    """What `git push -o` asked for (the API and the web form have the same two fields)."""
+
+    run: bool = True
+    resource_class: str | None = None
+
+
+def parse_push_options(raw: list[str]) -> tuple[PushOptions, list[Problem]]:
+    run, resource_class, problems = True, None, []
+    for option in raw:
+        key, _, value = option.partition("=")
+        if key == "run" and value in ("true", "false"):
+            run = value == "true"
+        elif key == "resource_class" and RESOURCE_CLASS.fullmatch(value):
+            resource_class = value
+        else:
+            problems.append(Problem("push-option", f"-o {option}", "unknown or malformed push option",
+                                    "use -o run=false or -o resource_class=NAME (lower-case letters, digits, "
+                                    "'-', '_')"))
+    return PushOptions(run, resource_class), problems
+
+
+@dataclass(frozen=True)
+class FolderSubmission:
+    ref: str
+    commit_id: str
+    tree_id: str
+    spec: SubmissionSpec
+
+
+@dataclass
+class PushAnalysis:
+    problems: list[Problem] = field(default_factory=list)
+    submissions: list[FolderSubmission] = field(default_factory=list)
+
+
+def open_repository(repo_path: Path, quarantine: str | None) -> pygit2.Repository:
+    """The repository as a hook sees it: with the pushed, not yet accepted objects."""
+    repo = pygit2.Repository(str(repo_path))
+    if quarantine:
+        repo.odb.add_disk_alternate(quarantine)
+    return repo
+
+
+def analyze_push(
+    repo_path: Path,
+    quarantine: str | None,
+    user: str,
+    updates: Iterable[RefUpdate],
+    datasets: Mapping[str, object],
+    limits: Limits,
+) -> PushAnalysis:
+    repo = open_repository(repo_path, quarantine)
+    before = pygit2.Repository(str(repo_path))  # without the quarantine: what existed before the push
+    result = PushAnalysis()
+    for update in updates:
+        problems = ref_problems(repo, user, update)
+        if problems:
+            result.problems.extend(problems)
+            continue
+        commit = repo[update.new].peel(pygit2.Commit)
+        base = _base_tree(repo, before, update)
+        for name, tree in _changed_top_level(repo, base, commit.tree, result.problems, update):
+            report = check_folder(GitFolder(repo, tree, name), datasets, limits)
+            result.problems.extend(report.problems)
+            if report.spec is not None:
+                result.submissions.append(FolderSubmission(update.ref, str(commit.id), str(tree.id), report.spec))
+    return result
+
+
+def ref_problems(repo: pygit2.Repository, user: str, update: RefUpdate) -> list[Problem]:
+    """The branch and history rules for one ref update (pushes and commits made on a user's behalf)."""
+    owner = owner_problems(user, update.ref)
+    if owner:
+        return owner
+    if update.new == ZERO_OID:
+        return [Problem("history", update.short, "deleting a branch is not allowed",
+                        "submission history is append-only; push a new commit instead")]
+    if repo.get(update.new) is None or repo[update.new].type != ObjectType.COMMIT:
+        return [Problem("branch", update.short, "only commits can be pushed to a branch", "push a commit")]
+    if update.old == ZERO_OID:
+        clash = _name_clash(repo, update.ref)
+        if clash:
+            return [Problem("branch", update.short, f"the branch {clash} exists, and git cannot keep a branch and a "
+                            "folder of branches under one name (users/NAME beside users/NAME/TOPIC)",
+                            f"push to {clash} instead, or choose a topic name that does not clash")]
+    if update.old != ZERO_OID and update.old != update.new and not repo.descendant_of(update.new, update.old):
+        return [Problem("history", update.short,
+                        "this push rewrites history (not a fast-forward); force-pushing is not allowed",
+                        f"run 'git pull --rebase origin {update.short}' (or merge), then push again")]
+    return []
+
+
+def owner_problems(user: str, ref: str) -> list[Problem]:
+    """Whether `ref` is in the user's own namespace (checked before the ref name is used at all)."""
+    owner = branch_owner_problem(ref, user)
+    short = ref.removeprefix("refs/heads/")
+    return [Problem("branch", short, f"you ({user}) may not push to this branch", owner)] if owner else []
+
+
+def _name_clash(repo: pygit2.Repository, ref: str) -> str | None:
+    """An existing branch that shares a path with `ref` as file and folder (git refuses both)."""
+    parts = ref.split("/")
+    for i in range(3, len(parts)):
+        prefix = "/".join(parts[:i])
+        if prefix in repo.references:
+            return prefix.removeprefix("refs/heads/")
+    for name in repo.references:
+        if name.startswith(ref + "/"):
+            return str(name).removeprefix("refs/heads/")
+    return None
+
+
+def _base_tree(repo: pygit2.Repository, before: pygit2.Repository, update: RefUpdate) -> pygit2.Tree | None:
+    """The tree the push is compared with: the old tip, or for a new branch the newest commit on
+    its first-parent line that the repository already had (nothing, for a new history)."""
+    if update.old != ZERO_OID:
+        return repo[update.old].peel(pygit2.Tree)
+    commit = repo[update.new].peel(pygit2.Commit)
+    while True:
+        if commit.id in before:
+            return commit.tree
+        if not commit.parent_ids:
+            return None
+        commit = repo[commit.parent_ids[0]].peel(pygit2.Commit)
+
+
+def _changed_top_level(
+    repo: pygit2.Repository,
+    base: pygit2.Tree | None,
+    tree: pygit2.Tree,
+    problems: list[Problem],
+    update: RefUpdate,
+) -> Iterable[tuple[str, pygit2.Tree]]:
+    """Each top-level folder whose tree differs from `base`; top-level links and submodules are problems."""
+    for entry in tree:
+        name = str(entry.name)
+        old = base[name] if base is not None and name in base else None
+        if old is not None and old.id == entry.id and old.filemode == entry.filemode:
+            continue
+        if entry.filemode == FileMode.TREE:
+            yield name, repo[entry.id].peel(pygit2.Tree)
+        elif entry.filemode == FileMode.LINK:
+            problems.append(Problem("symlink", name, "symbolic links are not allowed",
+                                    "replace the link with a real folder or file"))
+        elif entry.filemode == FileMode.COMMIT:
+            problems.append(Problem("submodule", name, "submodules are not allowed",
+                                    "copy the code into a folder instead of adding a submodule"))
