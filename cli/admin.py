@@ -38,15 +38,18 @@ def user() -> None:
 
 @user.command("add")
 @click.argument("name")
+@click.option("--admin", is_flag=True,
+              help="An organiser: reads every job, branch and artifact (and, like everyone, writes no result).")
 @home_option
-def user_add(name: str, home: Path | None) -> None:
+def user_add(name: str, admin: bool, home: Path | None) -> None:
     """Create user NAME; prints the new token (shown once) as the last line."""
     store = UserStore(load_instance(home).db_path)
     try:
-        token = store.add(name)
+        token = store.add(name, admin=admin)
     except (UserError, InvalidName) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"created user {name}; keep this token, it is not shown again:", err=True)
+    role = "admin" if admin else "user"
+    click.echo(f"created {role} {name}; keep this token, it is not shown again:", err=True)
     click.echo(token)
 
 
@@ -65,11 +68,11 @@ def user_token(name: str, home: Path | None) -> None:
 @user.command("list")
 @home_option
 def user_list(home: Path | None) -> None:
-    """List users with their state and number of active tokens."""
+    """List users with their role, state and number of active tokens."""
     for entry in UserStore(load_instance(home).db_path).list():
         since = datetime.fromtimestamp(entry.created_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
         state = "revoked" if entry.revoked_at else "active"
-        click.echo(f"{entry.name}\t{state}\ttokens={entry.active_tokens}\tcreated {since}")
+        click.echo(f"{entry.name}\t{entry.role}\t{state}\ttokens={entry.active_tokens}\tcreated {since}")
 
 
 @user.command("revoke")

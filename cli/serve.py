@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import uvicorn
 
+from leadersboard import db
 from leadersboard.local.mlflow_server import start_mlflow
 from leadersboard.local.redis_server import start_redis
 from leadersboard.runner.reconcile import JobReconciler
@@ -96,6 +97,7 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 
 
 def serve(settings: Settings, workers: int = 1) -> None:
+    db.create_schema(settings.db_path)  # an instance made by an older version gains what it lacks
     stops: list[tuple[str, object]] = []
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal under the handler it found:
     # with the default one the process would die there, before `finally` stops what we started.

@@ -15,7 +15,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY,
     created_at REAL NOT NULL,
-    revoked_at REAL
+    revoked_at REAL,
+    admin INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS tokens (
     hash TEXT PRIMARY KEY,
@@ -55,11 +56,21 @@ CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user, created_at);
 """
 
 
+# Columns added since the table was first made: (table, column, its definition). Added to an older
+# instance's database by `create_schema` (which `init` and `serve` run), never removed.
+ADDED_COLUMNS = (("users", "admin", "INTEGER NOT NULL DEFAULT 0"),)
+
+
 def create_schema(path: Path) -> None:
+    """Make the tables, or bring an older instance's up to date; safe to run any number of times."""
     conn = sqlite3.connect(path)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.executescript(SCHEMA)  # runs in its own transaction
+        for table, column, definition in ADDED_COLUMNS:
+            if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        conn.commit()
     finally:
         conn.close()
 

@@ -54,6 +54,13 @@ class RunnerSettings:
 
 
 @dataclass(frozen=True)
+class AccessSettings:
+    """Who sees what (section `access` of the config file); read again when the file changes."""
+
+    code_visibility: str = "private"  # private: a participant fetches only their own branches and main
+
+
+@dataclass(frozen=True)
 class ServerSection:
     """The `server` section of the config file, as written (empty text: not set)."""
 
@@ -66,9 +73,10 @@ class ServerSection:
     public_url: str = ""
 
 
-SECTIONS = ("limits", "runner", "datasets", "server")
-_DATASETS_SEEN: dict[Path, tuple[int, dict[str, Path]]] = {}  # config file -> (mtime, data sets)
+SECTIONS = ("limits", "runner", "datasets", "server", "access")
+_LIVE: dict[Path, tuple[int, dict[str, Any]]] = {}  # config file -> (mtime, its document)
 EXECUTORS = ("process", "docker")
+CODE_VISIBILITIES = ("private", "public")
 DOCKER_SIZE = re.compile(r"[1-9][0-9]*[bkmg]?", re.I)
 
 
@@ -77,6 +85,7 @@ class Settings:
     home: Path
     limits: Limits = field(default_factory=Limits)
     runner: RunnerSettings = field(default_factory=RunnerSettings)
+    access: AccessSettings = field(default_factory=AccessSettings)
     datasets: dict[str, Path] = field(default_factory=dict)
     redis_url: str | None = None
     mlflow_tracking_uri: str | None = None
@@ -131,15 +140,26 @@ class Settings:
 
     def current_datasets(self) -> dict[str, Path]:
         """The registered data sets as the config file says now: `dataset add` needs no restart."""
+        raw = self._live().get("datasets", self.datasets) or {}
+        return {str(k): Path(str(v)) for k, v in raw.items()} if isinstance(raw, dict) else self.datasets
+
+    def current_access(self) -> AccessSettings:
+        """The `access` section as the config file says now: opening the code needs no restart."""
+        try:
+            access = AccessSettings(**_section(self._live(), "access", AccessSettings))
+            _check_access(access)
+        except SettingsError:  # a bad edit of a running instance: keep what it started with
+            return self.access
+        return access
+
+    def _live(self) -> dict[str, Any]:
         try:
             stamp = self.config_path.stat().st_mtime_ns
-        except FileNotFoundError:
-            return self.datasets
-        cached = _DATASETS_SEEN.get(self.config_path)
-        if cached is None or cached[0] != stamp:
-            raw = _read_config(self.config_path).get("datasets") or {}
-            datasets = {str(k): Path(str(v)) for k, v in raw.items()} if isinstance(raw, dict) else self.datasets
-            cached = _DATASETS_SEEN[self.config_path] = (stamp, datasets)
+            cached = _LIVE.get(self.config_path)
+            if cached is None or cached[0] != stamp:
+                cached = _LIVE[self.config_path] = (stamp, _read_config(self.config_path))
+        except (OSError, SettingsError):
+            return {}
         return cached[1]
 
     def with_overrides(self, **changes: Any) -> Settings:
@@ -159,6 +179,8 @@ class Settings:
         runner = RunnerSettings(**_section(raw, "runner", RunnerSettings))
         runner = replace(runner, executor=env.get("LEADERSBOARD_EXECUTOR") or runner.executor)
         _check_runner(runner)
+        access = AccessSettings(**_section(raw, "access", AccessSettings))
+        _check_access(access)
         datasets_raw = raw.get("datasets") or {}
         if not isinstance(datasets_raw, dict):
             raise SettingsError(f"{path}: 'datasets' must map names to folders")
@@ -168,6 +190,7 @@ class Settings:
             home=root,
             limits=limits,
             runner=runner,
+            access=access,
             datasets=datasets,
             redis_url=server.redis_url or None,
             mlflow_tracking_uri=server.mlflow_tracking_uri or None,
@@ -195,6 +218,11 @@ def _check_runner(runner: RunnerSettings) -> None:
             raise SettingsError(f"Config 'runner.{key}' must be at least 1")
 
 
+def _check_access(access: AccessSettings) -> None:
+    if access.code_visibility not in CODE_VISIBILITIES:
+        raise SettingsError(f"Config 'access.code_visibility' must be one of: {', '.join(CODE_VISIBILITIES)}")
+
+
 def _read_config(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
@@ -210,7 +238,7 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def _section(raw: dict[str, Any], name: str,
-             kind: type[Limits] | type[RunnerSettings] | type[ServerSection]) -> dict[str, Any]:
+             kind: type[Limits] | type[RunnerSettings] | type[ServerSection] | type[AccessSettings]) -> dict[str, Any]:
     section = raw.get(name) or {}
     if not isinstance(section, dict):
         raise SettingsError(f"Config section '{name}' must be a mapping")
@@ -231,10 +259,11 @@ def _section(raw: dict[str, Any], name: str,
 
 def config_document(settings: Settings) -> dict[str, Any]:
     """The config file's content for `settings` (what `init` writes)."""
-    limits, runner = settings.limits, settings.runner
+    limits, runner, access = settings.limits, settings.runner, settings.access
     return {
         "limits": {name: getattr(limits, name) for name in limits.__dataclass_fields__},
         "runner": {name: getattr(runner, name) for name in runner.__dataclass_fields__},
+        "access": {name: getattr(access, name) for name in access.__dataclass_fields__},
         "datasets": {name: str(path) for name, path in sorted(settings.datasets.items())},
         "server": {
             "api_host": settings.api_host,

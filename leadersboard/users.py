@@ -21,13 +21,26 @@ class User:
     created_at: float
     revoked_at: float | None
     active_tokens: int
+    admin: bool = False
+
+    @property
+    def role(self) -> str:
+        return "admin" if self.admin else "participant"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a request comes from: a participant, or an admin (who reads everything, writes no result)."""
+
+    name: str
+    admin: bool = False
 
 
 class UserStore:
     def __init__(self, db_path: Path) -> None:
         self.db_path = db_path
 
-    def add(self, name: str) -> str:
+    def add(self, name: str, admin: bool = False) -> str:
         """Create `name` and return its first token (shown once, never stored in clear)."""
         check_user_name(name)
         token = new_token()
@@ -36,7 +49,7 @@ class UserStore:
             if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
                 raise UserError(f"User {name!r} exists already; use 'leadersboard user token {name}' "
                                 "for another token.")
-            conn.execute("INSERT INTO users (name, created_at) VALUES (?, ?)", (name, now))
+            conn.execute("INSERT INTO users (name, created_at, admin) VALUES (?, ?, ?)", (name, now, int(admin)))
             conn.execute("INSERT INTO tokens (hash, user, created_at) VALUES (?, ?, ?)",
                          (token_hash(token), name, now))
         return token
@@ -69,13 +82,13 @@ class UserStore:
     def list(self) -> list[User]:
         with db.connect(self.db_path) as conn:
             rows = conn.execute(
-                "SELECT u.name, u.created_at, u.revoked_at, "
+                "SELECT u.name, u.created_at, u.revoked_at, u.admin, "
                 "(SELECT COUNT(*) FROM tokens t WHERE t.user = u.name AND t.revoked_at IS NULL) AS n "
                 "FROM users u ORDER BY u.name"
             ).fetchall()
-        return [User(r["name"], r["created_at"], r["revoked_at"], r["n"]) for r in rows]
+        return [User(r["name"], r["created_at"], r["revoked_at"], r["n"], bool(r["admin"])) for r in rows]
 
-    def authenticate(self, token: str, name: str | None = None) -> str | None:
+    def authenticate(self, token: str, name: str | None = None) -> Caller | None:
         """The active user `token` belongs to (and who must be `name`, when given), else None.
 
         The lookup is by hash, so a guess learns nothing from timing about stored tokens.
@@ -84,7 +97,7 @@ class UserStore:
             return None
         with db.connect(self.db_path) as conn:
             row = conn.execute(
-                "SELECT t.user, t.hash FROM tokens t JOIN users u ON u.name = t.user "
+                "SELECT t.user, t.hash, u.admin FROM tokens t JOIN users u ON u.name = t.user "
                 "WHERE t.hash = ? AND t.revoked_at IS NULL AND u.revoked_at IS NULL",
                 (token_hash(token),),
             ).fetchone()
@@ -93,4 +106,4 @@ class UserStore:
         user = str(row["user"])
         if name is not None and name != user:
             return None
-        return user
+        return Caller(user, bool(row["admin"]))

@@ -41,7 +41,8 @@ def create_app(settings: Settings, expect_workers: bool = False, reconcile: bool
     api.mount("/leaderboard", StaticFiles(directory=settings.site_dir, html=True, check_dir=False), name="leaderboard")
     install_error_handlers(api)
 
-    git = GitHttpApp(settings.home, service.authenticate, service.pushes, service.push_ended)
+    git = GitHttpApp(settings.home, service.authenticate, service.pushes, service.push_ended,
+                     code_public=lambda: settings.current_access().code_visibility == "public")
     # The web form shares this process, its service and its lifespan; it answers on its own port.
     web = create_web_app(service)
 

@@ -6,6 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
+from leadersboard.users import Caller
+
 from .service import Service
 
 
@@ -17,17 +19,17 @@ def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-async def current_user(request: Request, service: ServiceDep) -> str:
+async def current_user(request: Request, service: ServiceDep) -> Caller:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise HTTPException(401, "Missing token: send 'Authorization: Bearer <token>'",
                             headers={"WWW-Authenticate": 'Bearer realm="LeadersBoard"'})
-    user = await service.authenticate(None, token.strip())
-    if user is None:
+    caller = await service.authenticate(None, token.strip())
+    if caller is None:
         raise HTTPException(401, "Invalid or revoked token",
                             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-    return user
+    return caller
 
 
-CurrentUser = Annotated[str, Depends(current_user)]
+CurrentUser = Annotated[Caller, Depends(current_user)]

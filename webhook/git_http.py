@@ -3,13 +3,16 @@
 Raw ASGI (not a Starlette response) because the request body must be streamed into the CGI
 process while its answer streams out; Starlette's StreamingResponse consumes `receive()` itself
 and hangs large pushes. Only the three smart-protocol endpoints of the one repository are served.
+
+Code stays private (`access.code_visibility: private`): for a participant, upload-pack hides every
+other user's branches (`uploadpack.hideRefs`, the caller's own namespace unhidden) and speaks
+protocol v0, which hands out only what it advertised (v2 would give a hidden commit to whoever
+asks for it by id). Admins, and everyone once the code is public, fetch everything.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 import os
 import secrets
@@ -17,7 +20,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from leadersboard.names import user_branch
 from leadersboard.settings import REPO_DIR
+from leadersboard.users import Caller
+
+from .auth import BASIC_CHALLENGE, basic_credentials
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +68,15 @@ class GitHttpApp:
     def __init__(
         self,
         project_root: Path,
-        authenticate: Callable[[str, str], Awaitable[str | None]],
+        authenticate: Callable[[str, str], Awaitable[Caller | None]],
         pushes: PushRegistry,
         on_push_end: Callable[[str], Awaitable[None]],
+        code_public: Callable[[], bool],
         prefix: str = "/git",
     ) -> None:
         self.project_root = project_root
         self.authenticate = authenticate
+        self.code_public = code_public
         self.pushes = pushes
         self.on_push_end = on_push_end
         self.prefix = prefix
@@ -77,14 +86,15 @@ class GitHttpApp:
         if SMART_PATHS.get(path) != scope["method"]:
             await _plain(send, 404, b"Not found: clone http://HOST:PORT/git/submissions.git\n")
             return
-        user = await self._user(scope)
-        if user is None:
+        credentials = basic_credentials(_header(scope, b"authorization"))
+        caller = await self.authenticate(*credentials) if credentials else None
+        if caller is None:
             await _plain(send, 401, b"Authentication required: user name and API token\n",
-                         [(b"www-authenticate", b'Basic realm="LeadersBoard", charset="UTF-8"')])
+                         [(b"www-authenticate", BASIC_CHALLENGE)])
             return
-        push_id = self.pushes.open(user) if path.endswith("git-receive-pack") else None
+        push_id = self.pushes.open(caller.name) if path.endswith("git-receive-pack") else None
         try:
-            await self._run_backend(scope, receive, send, path, user, push_id)
+            await self._run_backend(scope, receive, send, path, caller, push_id)
         finally:
             if push_id is not None:
                 try:
@@ -92,23 +102,10 @@ class GitHttpApp:
                 finally:
                     self.pushes.close(push_id)
 
-    async def _user(self, scope: Scope) -> str | None:
-        header = _header(scope, b"authorization")
-        if not header or not header.lower().startswith("basic "):
-            return None
-        try:
-            decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        name, sep, token = decoded.partition(":")
-        if not sep:
-            return None
-        return await self.authenticate(name, token)
-
     async def _run_backend(
-        self, scope: Scope, receive: Receive, send: Send, path: str, user: str, push_id: str | None
+        self, scope: Scope, receive: Receive, send: Send, path: str, caller: Caller, push_id: str | None
     ) -> None:
-        env = self._cgi_env(scope, path, user, push_id)
+        env = self._cgi_env(scope, path, caller, push_id)
         proc = await asyncio.create_subprocess_exec(
             "git", "http-backend", env=env, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -133,7 +130,7 @@ class GitHttpApp:
             if proc.returncode:
                 log.warning("git http-backend exited %s: %s", proc.returncode, stderr.decode(errors="replace")[-500:])
 
-    def _cgi_env(self, scope: Scope, path: str, user: str, push_id: str | None) -> dict[str, str]:
+    def _cgi_env(self, scope: Scope, path: str, caller: Caller, push_id: str | None) -> dict[str, str]:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(self.project_root),
@@ -142,7 +139,7 @@ class GitHttpApp:
             "PATH_INFO": path,
             "REQUEST_METHOD": scope["method"],
             "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
-            "REMOTE_USER": user,
+            "REMOTE_USER": caller.name,
             "REMOTE_ADDR": (scope.get("client") or ("", 0))[0],
             "GIT_CONFIG_NOSYSTEM": "1",
         }
@@ -150,12 +147,28 @@ class GitHttpApp:
             value = _header(scope, header)
             if value is not None:
                 env[var] = value
+        if not caller.admin and not self.code_public():
+            env.pop("GIT_PROTOCOL", None)  # v0: only advertised tips can be fetched
+            env.update(private_code_config(caller.name))
         if push_id is not None:
             host, port = scope.get("server") or ("127.0.0.1", 0)
             env["LEADERSBOARD_PUSH_ID"] = push_id
             env["LEADERSBOARD_HOOK_HOST"] = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
             env["LEADERSBOARD_HOOK_PORT"] = str(port)
         return env
+
+
+def private_code_config(user: str) -> dict[str, str]:
+    """git config for one request (GIT_CONFIG_COUNT/KEY/VALUE): upload-pack advertises, and so hands
+    out, only `main` and the user's own branches (`users/NAME`, `users/NAME/*`)."""
+    pairs = [("uploadpack.hideRefs", "refs/heads/users/"), ("uploadpack.hideRefs", "!" + user_branch(user)),
+             ("uploadpack.allowTipSHA1InWant", "false"), ("uploadpack.allowReachableSHA1InWant", "false"),
+             ("uploadpack.allowAnySHA1InWant", "false")]
+    env = {"GIT_CONFIG_COUNT": str(len(pairs))}
+    for index, (key, value) in enumerate(pairs):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
+    return env
 
 
 async def _feed(receive: Receive, stdin: asyncio.StreamWriter) -> None:

@@ -15,7 +15,7 @@ from leadersboard.admission import Admission
 from leadersboard.jobs import JobStore
 from leadersboard.periodic import every
 from leadersboard.settings import Settings
-from leadersboard.users import UserStore
+from leadersboard.users import Caller, UserStore
 
 from .git_http import PushRegistry
 from .intake import Intake
@@ -84,7 +84,7 @@ class Service:
         assert self._intake is not None, "service not started"
         return self._intake
 
-    async def authenticate(self, name: str | None, token: str) -> str | None:
+    async def authenticate(self, name: str | None, token: str) -> Caller | None:
         return await asyncio.to_thread(self.users.authenticate, token, name)
 
     async def push_ended(self, push_id: str) -> None:

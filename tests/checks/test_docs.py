@@ -101,6 +101,7 @@ SETTINGS = sorted(
     [("limits", f.name) for f in dataclasses.fields(settings.Limits)]
     + [("runner", f.name) for f in dataclasses.fields(settings.RunnerSettings)]
     + [("server", key) for key in _server_keys()]
+    + [("access", f.name) for f in dataclasses.fields(settings.AccessSettings)]
 )
 
 
@@ -121,7 +122,7 @@ def test_setting_is_documented(doc: Path, section: str, key: str) -> None:
 @pytest.mark.parametrize("doc", OPERATING, ids=lambda p: str(p.relative_to(ROOT)))
 def test_config_sections_and_environment_are_documented(doc: Path) -> None:
     text = _read(doc)
-    missing = [f"{name}:" for name in ("limits", "runner", "datasets", "server") if f"{name}:" not in text]
+    missing = [f"{name}:" for name in settings.SECTIONS if f"{name}:" not in text]
     missing += [name for name in _environment_variables() if f"`{name}`" not in text]
     assert not missing, f"{doc.relative_to(ROOT)} does not document {', '.join(missing)}"
 

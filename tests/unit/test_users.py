@@ -10,7 +10,7 @@ import pytest
 from leadersboard import db
 from leadersboard.jobs import ACTIVE_STATUSES, JobStatus
 from leadersboard.tokens import token_hash
-from leadersboard.users import UserError, UserStore
+from leadersboard.users import Caller, UserError, UserStore
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def users(tmp_path: Path) -> UserStore:
 def test_a_token_authenticates_its_user_only(users: UserStore) -> None:
     alice, bob = users.add("alice"), users.add("bob")
     assert alice != bob and alice.startswith("lbt_") and len(alice) > 40
-    assert users.authenticate(alice) == "alice" and users.authenticate(alice, "alice") == "alice"
+    assert users.authenticate(alice) == Caller("alice") == users.authenticate(alice, "alice")
     assert users.authenticate(alice, "bob") is None
     assert users.authenticate(alice + "x") is None and users.authenticate("") is None
     assert users.authenticate("x" * 300) is None
@@ -40,7 +40,7 @@ def test_tokens_are_stored_as_hashes_only(users: UserStore, tmp_path: Path) -> N
 def test_more_tokens_and_revocation(users: UserStore) -> None:
     first = users.add("alice")
     second = users.new_token("alice")
-    assert users.authenticate(first) == users.authenticate(second) == "alice"
+    assert users.authenticate(first) == users.authenticate(second) == Caller("alice")
     assert [(u.name, u.active_tokens) for u in users.list()] == [("alice", 2)]
     users.revoke("alice")
     assert users.authenticate(first) is None and users.authenticate(second) is None
@@ -48,6 +48,23 @@ def test_more_tokens_and_revocation(users: UserStore) -> None:
         users.revoke("alice")
     with pytest.raises(UserError, match="is revoked"):
         users.new_token("alice")
+
+
+def test_admins(users: UserStore) -> None:
+    token = users.add("olga", admin=True)
+    assert users.authenticate(token) == Caller("olga", admin=True)
+    assert [(u.name, u.role) for u in users.list()] == [("olga", "admin")]
+
+
+def test_an_older_database_gains_the_admin_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript("CREATE TABLE users (name TEXT PRIMARY KEY, created_at REAL NOT NULL, revoked_at REAL);"
+                       "INSERT INTO users VALUES ('old', 1, NULL);")
+    conn.close()
+    db.create_schema(path)
+    db.create_schema(path)  # twice: nothing more happens
+    assert [(u.name, u.admin) for u in UserStore(path).list()] == [("old", False)]
 
 
 def test_names_are_unique_and_checked(users: UserStore) -> None:

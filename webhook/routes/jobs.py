@@ -18,6 +18,7 @@ from leadersboard.contract import LOG_ARTIFACT, log_key
 from leadersboard.jobs import Job, JobStatus
 from leadersboard.names import RESOURCE_CLASS
 from leadersboard.submissions import job_id as job_id_for
+from leadersboard.users import Caller
 
 from ..deps import CurrentUser, ServiceDep
 from ..intake import JobRefused
@@ -27,11 +28,12 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 CANCEL_WAIT_SECONDS = 15
 
 
-async def _own_job(service: Service, job_id: str, user: str) -> Job:
+async def _own_job(service: Service, job_id: str, caller: Caller) -> Job:
+    """The caller's job (any job, for an admin); 404 when there is none, 403 when it is another's."""
     job = await asyncio.to_thread(service.jobs.find, job_id) if _plausible(job_id) else None
     if job is None:
         raise HTTPException(404, f"No job {job_id}")
-    if job.user != user:
+    if job.user != caller.name and not caller.admin:
         raise HTTPException(403, "This job is not yours")
     return job
 
@@ -52,12 +54,12 @@ class JobRequest(BaseModel):
 
 
 @router.post("", status_code=202)
-async def create_job(body: JobRequest, user: CurrentUser, service: ServiceDep) -> JSONResponse:
+async def create_job(body: JobRequest, caller: CurrentUser, service: ServiceDep) -> JSONResponse:
     """Queue a new job for one of the caller's submissions (e.g. one pushed with -o run=false)."""
     sub = await asyncio.to_thread(service.intake.submissions.get, body.submission_id)
     if sub is None:
         raise HTTPException(404, f"No submission {body.submission_id}")
-    if sub.user != user:
+    if sub.user != caller.name:
         raise HTTPException(403, "This submission is not yours")
     attempt = await asyncio.to_thread(service.intake.submissions.job_count, sub.id)
     sub = replace(sub, job_id=job_id_for(sub.id, attempt), run=True,
@@ -70,22 +72,24 @@ async def create_job(body: JobRequest, user: CurrentUser, service: ServiceDep) -
 
 
 @router.get("")
-async def list_jobs(user: CurrentUser, service: ServiceDep) -> list[dict[str, Any]]:
-    """The caller's jobs, newest first."""
-    jobs = await asyncio.to_thread(service.jobs.for_user, user)
+async def list_jobs(caller: CurrentUser, service: ServiceDep, user: str | None = None) -> list[dict[str, Any]]:
+    """The caller's jobs, newest first (an admin may ask for another user's with `?user=NAME`)."""
+    if user is not None and user != caller.name and not caller.admin:
+        raise HTTPException(403, "Only admins see other users' jobs")
+    jobs = await asyncio.to_thread(service.jobs.for_user, user or caller.name)
     return [job.status_document() for job in sorted(jobs, key=lambda j: j.created_at, reverse=True)]
 
 
 @router.get("/{job_id}/status")
-async def job_status(job_id: str, user: CurrentUser, service: ServiceDep) -> dict[str, Any]:
+async def job_status(job_id: str, caller: CurrentUser, service: ServiceDep) -> dict[str, Any]:
     """One job's status, times, metrics and, when it failed, why."""
-    return (await _own_job(service, job_id, user)).status_document()
+    return (await _own_job(service, job_id, caller)).status_document()
 
 
 @router.get("/{job_id}/logs", response_class=PlainTextResponse)
-async def job_logs(job_id: str, user: CurrentUser, service: ServiceDep) -> PlainTextResponse:
+async def job_logs(job_id: str, caller: CurrentUser, service: ServiceDep) -> PlainTextResponse:
     """The job's output: live while it runs, kept after it ends."""
-    job = await _own_job(service, job_id, user)
+    job = await _own_job(service, job_id, caller)
     live = await service.redis.get(log_key(job.id))
     if live is not None:
         return PlainTextResponse(live.decode("utf-8", errors="replace"))
@@ -103,9 +107,9 @@ def _log_artifact(service: Service, job: Job) -> str | None:
 
 
 @router.post("/{job_id}/cancel")
-async def cancel_job(job_id: str, user: CurrentUser, service: ServiceDep) -> dict[str, Any]:
-    """Stop the job (its process or container too); a job that ended stays as it is."""
-    job = await _own_job(service, job_id, user)
+async def cancel_job(job_id: str, caller: CurrentUser, service: ServiceDep) -> dict[str, Any]:
+    """Stop the job (its process or container too); a job that ended stays as it is. Admins may stop any."""
+    job = await _own_job(service, job_id, caller)
     if not job.status.active:
         raise HTTPException(409, f"The job has ended already ({job.status})")
     queued = QueueJob(job.id, service.queue, _queue_name=service.settings.queue_name)

@@ -55,14 +55,14 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 @router.post("", status_code=201, responses=ERRORS,
              openapi_extra={"requestBody": {"required": True,
                                             "content": {"multipart/form-data": {"schema": FORM_SCHEMA}}}})
-async def create_submission(request: Request, user: CurrentUser, service: ServiceDep) -> JSONResponse:
+async def create_submission(request: Request, caller: CurrentUser, service: ServiceDep) -> JSONResponse:
     """Commit the uploaded files as one folder on the caller's branch and submit it (rules, limits, job)."""
     reader = FormReader(service.settings.limits)
     try:
         # Read here, not by FastAPI: every limit is checked while the body arrives.
         await reader.read(request.headers, request.stream())
         upload = Upload.from_form(reader.fields, reader.files)
-        sub = await service.intake.upload(user, upload)
+        sub = await service.intake.upload(caller.name, upload)
     except UploadRejected as exc:
         problems = [{"rule": p.rule, "path": p.path, "line": p.line, "message": p.message, "fix": p.fix}
                     for p in exc.problems]
