@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import subprocess
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -38,7 +41,8 @@ def init(settings: Settings) -> list[str]:
         home.mkdir(parents=True, mode=0o700)
         created.append(str(home))
     if not settings.config_path.exists():
-        write_config(settings)
+        uid = free_sandbox_id(settings.runner.sandbox_uid)
+        write_config(replace(settings, runner=replace(settings.runner, sandbox_uid=uid)))
         created.append(str(settings.config_path))
     if not settings.db_path.exists():
         created.append(str(settings.db_path))
@@ -53,6 +57,26 @@ def init(settings: Settings) -> list[str]:
     install_hooks(repo)
     settings.run_dir.mkdir(exist_ok=True)
     return created
+
+
+def free_sandbox_id(start: int, taken: Callable[[int], bool] | None = None) -> int:
+    """The first id from `start` that no account and no group of this host uses: jobs run as it
+    (user and group), so that no file of the host is theirs."""
+    taken = taken or _id_taken
+    candidate = start
+    while taken(candidate):
+        candidate += 1
+    return candidate
+
+
+def _id_taken(number: int) -> bool:
+    for lookup in (pwd.getpwuid, grp.getgrgid):
+        try:
+            lookup(number)
+        except KeyError:
+            continue
+        return True
+    return False
 
 
 def require(settings: Settings) -> None:

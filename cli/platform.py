@@ -39,22 +39,26 @@ def serve(home: Path | None, api_port: int | None, web_port: int | None, mlflow_
     if executor:
         os.environ["LEADERSBOARD_EXECUTOR"] = executor  # for the workers it starts
         settings = replace(settings, runner=replace(settings.runner, executor=executor))
-    if workers and settings.runner.executor == "docker":
-        _check_docker(settings)
+    if workers:
+        click.echo(_sandbox_line(settings))
     try:
         run(settings, workers=workers)
     except ServeError as exc:
         raise click.ClickException(str(exc)) from exc
 
 
-def _check_docker(settings: Settings) -> None:
-    """Say it once, before anything starts, when the docker executor cannot work here."""
-    from leadersboard.runner.docker_executor import DockerExecutor, DockerUnavailable
+def _sandbox_line(settings: Settings) -> str:
+    """Say once, before anything starts, how the workers here confine jobs, or why they cannot run."""
+    from leadersboard.runner.sandbox import CONFINED
+    from leadersboard.runner.worker import make_executor
 
     try:
-        DockerExecutor.from_settings(settings)
-    except DockerUnavailable as exc:
+        executor = make_executor(settings)
+    except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+    confinement = executor.confinement
+    warning = "" if confinement.level == CONFINED else "WARNING: "
+    return f"{warning}{executor.name} executor: jobs run {confinement}"
 
 
 @click.command()

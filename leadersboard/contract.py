@@ -36,6 +36,11 @@ def heartbeat_key(job_id: str) -> str:
     return f"{PREFIX}:heartbeat:{job_id}"
 
 
+def sandbox_key(worker_id: str) -> str:
+    """String (JSON) with a TTL: how a live worker confines its jobs (executor, level, summary)."""
+    return f"{PREFIX}:sandbox:{worker_id}"
+
+
 # ------------------------------------------------------------------------------------------ queue
 
 JOB_FUNCTION = "run_job"  # the arq function a queue entry names; its arguments: job id, run id

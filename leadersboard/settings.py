@@ -31,6 +31,13 @@ class Limits:
     max_file_bytes: int = 50 * 1024 * 1024
     max_submission_bytes: int = 200 * 1024 * 1024
     job_timeout_seconds: int = 3600
+    # What one job may use, under either executor (docs/operating.md, "Job limits"); sizes as docker
+    # writes them (512m, 16g):
+    job_memory: str = "16g"  # memory, no swap; the files in the job's scratch folder count too
+    job_cpus: int = 4  # CPUs (capped at the host's count)
+    job_pids: int = 4096  # processes and threads
+    job_shm_size: str = "2g"  # /dev/shm (PyTorch data loaders pass batches through it)
+    job_scratch_size: str = "4g"  # the job's scratch folder: its working directory, home, MLflow store
 
 
 @dataclass(frozen=True)
@@ -44,13 +51,8 @@ class RunnerSettings:
     poll_delay_ms: int = 100  # how often an idle worker looks at the queue
     log_max_bytes: int = 1024 * 1024  # the live log kept in Redis (the tail); the artifact keeps 5x this
     max_artifact_bytes: int = 512 * 1024 * 1024  # what a job may copy into MLflow
-    # The docker executor (docs/operating.md, "The docker executor"):
-    docker_image: str = "leadersboard-sandbox"  # the image jobs run in (`leadersboard image build`)
-    docker_memory: str = "16g"  # memory per job, swap none (docker's size syntax: 512m, 16g)
-    docker_cpus: int = 4  # CPUs per job (capped at the host's count)
-    docker_pids: int = 4096  # processes and threads per job
-    docker_shm_size: str = "2g"  # /dev/shm per job (PyTorch data loaders pass batches through it)
-    sandbox_uid: int = 10001  # the unprivileged user and group jobs run as in their container
+    docker_image: str = "leadersboard-sandbox"  # the docker executor's image (`leadersboard image build`)
+    sandbox_uid: int = 10001  # the unprivileged user and group jobs run as, under either executor (chosen by init)
 
 
 @dataclass(frozen=True)
@@ -74,10 +76,18 @@ class ServerSection:
 
 
 SECTIONS = ("limits", "runner", "datasets", "server", "access")
+# Keys of older config files, still read: (section, old key) -> (section, key).
+RENAMED = {
+    ("runner", "docker_memory"): ("limits", "job_memory"),
+    ("runner", "docker_cpus"): ("limits", "job_cpus"),
+    ("runner", "docker_pids"): ("limits", "job_pids"),
+    ("runner", "docker_shm_size"): ("limits", "job_shm_size"),
+}
 _LIVE: dict[Path, tuple[int, dict[str, Any]]] = {}  # config file -> (mtime, its document)
 EXECUTORS = ("process", "docker")
 CODE_VISIBILITIES = ("private", "public")
-DOCKER_SIZE = re.compile(r"[1-9][0-9]*[bkmg]?", re.I)
+SIZE = re.compile(r"([1-9][0-9]*)([bkmg]?)", re.I)  # docker's way: 512m, 16g
+SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
 
 @dataclass(frozen=True)
@@ -171,11 +181,12 @@ class Settings:
         env = os.environ if environ is None else environ
         root = Path(home or env.get("LEADERSBOARD_HOME") or DEFAULT_HOME).expanduser().resolve()
         path = root / CONFIG_FILE
-        raw = _read_config(path)
+        raw = _renamed_keys(_read_config(path), path)
         unknown = set(raw) - set(SECTIONS)
         if unknown:
             raise SettingsError(f"{path}: unknown sections {', '.join(sorted(unknown))}; known: {', '.join(SECTIONS)}")
         limits = Limits(**_section(raw, "limits", Limits))
+        _check_limits(limits)
         runner = RunnerSettings(**_section(raw, "runner", RunnerSettings))
         runner = replace(runner, executor=env.get("LEADERSBOARD_EXECUTOR") or runner.executor)
         _check_runner(runner)
@@ -206,16 +217,48 @@ class Settings:
         )
 
 
+def size_bytes(text: str) -> int:
+    """A size as docker writes it (512m, 16g, 1024) in bytes."""
+    match = SIZE.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"not a size such as 512m or 16g: {text!r}")
+    return int(match.group(1)) * SIZE_UNITS[match.group(2).lower()]
+
+
+def _renamed_keys(raw: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The document with keys of older config files under their current names."""
+    document = {name: dict(section) if isinstance(section, dict) else section for name, section in raw.items()}
+    for (old_section, old_key), (section, key) in RENAMED.items():
+        old = document.get(old_section)
+        if not isinstance(old, dict) or old_key not in old:
+            continue
+        value = old.pop(old_key)
+        new = document.setdefault(section, {}) or {}
+        if not isinstance(new, dict):
+            continue  # the section's own check says what is wrong
+        if key in new and new[key] != value:
+            raise SettingsError(f"{path}: '{old_section}.{old_key}' is the old name of '{section}.{key}', "
+                                "and they differ: keep only the second")
+        new[key] = value
+        document[section] = new
+    return document
+
+
+def _check_limits(limits: Limits) -> None:
+    for key in ("job_memory", "job_shm_size", "job_scratch_size"):
+        if not SIZE.fullmatch(getattr(limits, key)):
+            raise SettingsError(f"Config 'limits.{key}' must be a size such as 512m or 16g, "
+                                f"not {getattr(limits, key)!r}")
+    for key in ("job_cpus", "job_pids"):
+        if getattr(limits, key) < 1:
+            raise SettingsError(f"Config 'limits.{key}' must be at least 1")
+
+
 def _check_runner(runner: RunnerSettings) -> None:
     if runner.executor not in EXECUTORS:
         raise SettingsError(f"Config 'runner.executor' must be one of: {', '.join(EXECUTORS)}")
-    for key in ("docker_memory", "docker_shm_size"):
-        if not DOCKER_SIZE.fullmatch(getattr(runner, key)):
-            raise SettingsError(f"Config 'runner.{key}' must be a size such as 512m or 16g, "
-                                f"not {getattr(runner, key)!r}")
-    for key in ("docker_cpus", "docker_pids", "sandbox_uid"):
-        if getattr(runner, key) < 1:
-            raise SettingsError(f"Config 'runner.{key}' must be at least 1")
+    if runner.sandbox_uid < 1:
+        raise SettingsError("Config 'runner.sandbox_uid' must be at least 1")
 
 
 def _check_access(access: AccessSettings) -> None:

@@ -4,10 +4,14 @@ The container (`create_args`):
 - no network, an unprivileged user (`runner.sandbox_uid`), every capability dropped,
   no-new-privileges, a read-only root file system with a small /tmp in memory, an init that reaps
   orphans;
-- memory with no swap, CPU and pids limits, a private IPC namespace with its own /dev/shm, no core
-  dumps, the per-file size limit of the process executor;
+- the job limits both executors share (`limits.job_*`): memory with no swap, CPU and pids, a
+  private IPC namespace with its own /dev/shm; no core dumps, the per-file size limit;
+- Docker's own PID namespace and /proc (the container sees only its processes), and no host path
+  besides the two above;
 - the job's scratch folder at /job (working directory /job/work), each category folder of the data
-  set read-only at /data/<category>, linked by name from the working directory;
+  set read-only at /data/<category>, linked by name from the working directory; the scratch folder is
+  the worker's tmpfs of `limits.job_scratch_size` (`scratch.py`), so the container writes nothing
+  of the host's disk;
 - its GPU (`--gpus device=N`) when the worker owns one and the host has the NVIDIA container runtime;
 - labelled with the job id and the instance, named after the job; its output attached live, and not
   kept by docker.
@@ -33,8 +37,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from leadersboard.settings import Settings
+from leadersboard.settings import Settings, size_bytes
 
+from . import scratch as scratch_folder
 from .containers import (
     DOCKER,
     INSTANCE_LABEL,
@@ -47,15 +52,26 @@ from .containers import (
 )
 from .image import PYTHON, UID_LABEL
 from .processes import JOB_ENV
-from .sandbox import WORK_DIR, Outcome, OutputSink, Sandbox, SandboxError, View, stream_output
+from .sandbox import (
+    CONFINED,
+    PARTIAL,
+    TMP_SIZE,
+    WORK_DIR,
+    Confinement,
+    Outcome,
+    OutputSink,
+    Sandbox,
+    SandboxError,
+    View,
+    stream_output,
+)
 
 log = logging.getLogger(__name__)
 
 JOB_DIR = PurePosixPath("/job")  # the job's scratch folder, inside
 DATA_DIR = PurePosixPath("/data")  # the data set's category folders, inside, read-only
-TMPFS = "/tmp:rw,nosuid,nodev,size=512m"  # noqa: S108 (the container's own /tmp, in memory)
+TMPFS = f"/tmp:rw,nosuid,nodev,size={TMP_SIZE}"  # noqa: S108 (the container's own /tmp, in memory)
 READ_CHUNK = 16 * 1024
-SHARED_DIR_MODE = 0o1770  # the sandbox's group may add entries, but not move the worker's (sticky)
 
 
 class DockerUnavailable(Exception):
@@ -81,8 +97,15 @@ class DockerExecutor:
     name = "docker"
     isolates_network = True
 
-    def __init__(self, spec: ContainerSpec) -> None:
+    def __init__(self, spec: ContainerSpec, scratch_size: str = "") -> None:
         self.spec = spec
+        # Only root mounts the scratch folder's file system and hands it to the sandbox's user.
+        root = scratch_folder.can_limit()
+        self.scratch_size = size_bytes(scratch_size) if root and scratch_size else None
+        summary = self.describe() + (f", scratch {scratch_size}" if self.scratch_size else "")
+        self.confinement = (Confinement(CONFINED, summary) if root else Confinement(
+            PARTIAL, summary + "; the worker is not root: containers run as its user, and scratch folders have "
+            "no size limit"))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DockerExecutor:
@@ -107,11 +130,12 @@ class DockerExecutor:
         if str(uid) != labels.get(UID_LABEL, str(uid)):
             log.warning("the image %s was built for uid %s, jobs run as %d: rebuild it with "
                         "`leadersboard image build --rebuild`", runner.docker_image, labels[UID_LABEL], uid)
-        spec = ContainerSpec(image=runner.docker_image, memory=runner.docker_memory,
-                             cpus=min(runner.docker_cpus, os.cpu_count() or 1), pids=runner.docker_pids,
-                             shm_size=runner.docker_shm_size, uid=uid, gid=gid, gpus=nvidia_runtime(),
+        limits = settings.limits
+        spec = ContainerSpec(image=runner.docker_image, memory=limits.job_memory,
+                             cpus=min(limits.job_cpus, os.cpu_count() or 1), pids=limits.job_pids,
+                             shm_size=limits.job_shm_size, uid=uid, gid=gid, gpus=nvidia_runtime(),
                              instance=instance_label(settings.home))
-        return cls(spec)
+        return cls(spec, limits.job_scratch_size)
 
     def describe(self, job: Sandbox | None = None) -> str:
         """The containers' limits, for the worker's log; with `job`, the GPU that job's container gets."""
@@ -169,22 +193,9 @@ class DockerExecutor:
         return Outcome(None if timed_out else int(state.get("ExitCode", -1)), timed_out, runtime, oom)
 
     def _prepare(self, sandbox: Sandbox) -> None:
-        """Hand the scratch folder to the sandbox's user, and link the data set's categories.
-
-        The folders the worker made (the scratch folder, work/, home/, tmp/) stay the worker's, with
-        the sandbox's group allowed to add entries but, by the sticky bit, not to move or remove
-        the worker's: the job log and the folders themselves cannot be swapped for links. What the
-        submission checked in becomes its own."""
-        spec = self.spec
-        if os.geteuid() == 0:
-            folders = [sandbox.scratch, *(p for p in sandbox.scratch.iterdir() if p.is_dir() and not p.is_symlink())]
-            for folder in folders:
-                os.chown(folder, 0, spec.gid)
-                os.chmod(folder, SHARED_DIR_MODE)
-            for folder in folders[1:]:
-                for parent, dirs, files in os.walk(folder):
-                    for entry in (*dirs, *files):
-                        os.lchown(Path(parent) / entry, spec.uid, spec.gid)
+        """Hand the scratch folder to the sandbox's user (`scratch.hand_over`), and link the data set's
+        categories."""
+        scratch_folder.hand_over(sandbox.scratch, self.spec.uid, self.spec.gid)
         for category in sandbox.data_mounts:
             (sandbox.workdir / category).symlink_to(DATA_DIR / category, target_is_directory=True)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,11 +21,12 @@ from leadersboard import contract as c
 from leadersboard.jobs import Job, JobStatus, JobStore
 from leadersboard.settings import Settings
 
+from . import scratch as scratch_folder
 from .checkout import CheckoutError, checkout_folder
 from .livelog import LiveLog
 from .processes import JOB_ENV
 from .results import ArtifactScope, CopyReport, copy_local_runs
-from .sandbox import WORK_DIR, Outcome, OutputSink, Sandbox, SandboxError, View
+from .sandbox import WORK_DIR, Confinement, Outcome, OutputSink, Sandbox, SandboxError, View
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,9 @@ STORE_FILE = "mlflow.db"  # the submission's local MLflow store, in its scratch 
 class Executor(Protocol):
     name: str
     isolates_network: bool
+    confinement: Confinement
+    scratch_size: int | None  # bytes; None: the scratch folder is a plain folder of the host
+
 
     def view(self, scratch: Path, gpu: str | None) -> View: ...
 
@@ -65,9 +68,7 @@ async def run_job(ctx: dict[str, Any], job_id: str, run_id: str) -> str:
         return f"skipped ({job.status})"
     await asyncio.to_thread(w.jobs.mark_running, run_id, w.worker_id)
     scratch = w.settings.scratch_dir / job_id
-    shutil.rmtree(scratch, ignore_errors=True)
-    (scratch / "home").mkdir(parents=True)
-    (scratch / "tmp").mkdir()
+    await asyncio.to_thread(scratch_folder.create, scratch, w.executor.scratch_size)
     heartbeat = asyncio.create_task(_beat(w, job_id))
     livelog = LiveLog(w.redis, job_id, scratch / c.LOG_FILE, w.settings.runner.log_max_bytes)
     status, error = JobStatus.FAILED, "the job stopped unexpectedly"
@@ -100,6 +101,7 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
     view = w.executor.view(scratch, w.gpu)
     sandbox = _sandbox(settings, job, scratch, view, w.gpu)
     network = "none" if w.executor.isolates_network else "not isolated on this worker"
+    await livelog.note(f"sandbox: {w.executor.confinement}")
     await livelog.note(f"running {' '.join(sandbox.command[1:])} with the {w.executor.name} executor, "
                        f"time limit {settings.limits.job_timeout_seconds} s, network: {network}")
     outcome = await w.executor.run(sandbox, livelog.write)
@@ -181,7 +183,7 @@ async def _finish(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog, s
         await livelog.close()
         await asyncio.to_thread(_upload_log, w, job, livelog.path)
         # Gone before the status says the job ended: an ended job has left nothing behind.
-        await asyncio.to_thread(shutil.rmtree, scratch, True)
+        await asyncio.to_thread(scratch_folder.remove, scratch)
         # Before the beat stops: the reconciler, missing the beat, then reads the final status.
         await w.jobs.end(job, status, error)
     except Exception:  # the reconciler ends jobs left running; say it once here
@@ -190,7 +192,8 @@ async def _finish(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog, s
         heartbeat.cancel()
         with contextlib.suppress(RedisError):
             await w.redis.delete(c.heartbeat_key(job.id))
-        shutil.rmtree(scratch, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            scratch_folder.remove(scratch)
         log.info("job %s %s%s", job.id, status, f": {error}" if error else "")
         if w.on_job_end is not None:
             await w.on_job_end()

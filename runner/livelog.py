@@ -34,16 +34,18 @@ class LiveLog:
         self.file_limit = 5 * max_bytes
         self.written = 0
         self._append = redis.register_script(_APPEND_BOUNDED)
-        self._file = path.open("ab")
+        self._file = path.open("ab", buffering=0)  # a chunk that fails is lost alone, never retried
 
     async def write(self, chunk: bytes) -> None:
         if self.written < self.file_limit:
             part = chunk[: self.file_limit - self.written]
-            self._file.write(part)
-            self._file.flush()
             self.written += len(part)
-            if self.written >= self.file_limit:
-                self._file.write(b"\n[leadersboard] log truncated here; the live log keeps the tail\n")
+            # The file lives in the job's scratch folder, which the job may have filled: the tail in Redis
+            # still has this chunk.
+            with contextlib.suppress(OSError):
+                self._file.write(part)
+                if self.written >= self.file_limit:
+                    self._file.write(b"\n[leadersboard] log truncated here; the live log keeps the tail\n")
         with contextlib.suppress(RedisError):  # Redis restarting: the file still has it, the job goes on
             await self._append(keys=[self.key], args=[chunk, self.max_bytes])
 

@@ -4,6 +4,8 @@
 - running jobs whose worker stopped beating are ended as failed, with the reason, and what they
   left running on this host (processes, and containers under the docker executor) is removed;
 - under the docker executor, this instance's containers whose job is no longer active are removed;
+- on this host, the control groups and scratch folders of jobs no longer active are removed (with
+  whatever still runs in such a group): a dead worker's, say;
 - the admission counters of active jobs are rebuilt from the jobs themselves.
 Every step is idempotent; `serve` runs it every `runner.reconcile_seconds`. (Pushes nobody settled and
 submissions never handed over are the service's: `Intake.reconcile`.)
@@ -12,11 +14,14 @@ submissions never handed over are the service's: `Intake.reconcile`.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import re
 import socket
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 from arq.connections import ArqRedis
@@ -28,6 +33,8 @@ from leadersboard.periodic import every
 from leadersboard.queue import enqueue
 from leadersboard.settings import Settings
 
+from . import scratch as scratch_folder
+from .cgroups import CgroupError, CgroupTree
 from .containers import DockerError, instance_containers, instance_label, remove_containers, remove_job_containers
 from .processes import kill_job_processes
 
@@ -35,6 +42,16 @@ log = logging.getLogger(__name__)
 
 # Slots younger than this may belong to a push whose job is being created right now.
 SLOT_GRACE_SECONDS = 600
+JOB_ID = re.compile(r"[0-9a-f]{32}")  # what else is in the scratch folder or a cgroup (a worker's probe) is not ours
+
+
+@dataclass
+class HostLeftovers:
+    """What jobs have on this host besides processes: control groups and scratch folders (by job id)."""
+
+    cgroups: CgroupTree | None = None
+    cgroup_jobs: set[str] = field(default_factory=set)
+    scratch_jobs: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -60,6 +77,7 @@ class JobReconciler:
         report = ReconcileReport()
         # Containers first, jobs second: a container made meanwhile belongs to a job active in the list.
         containers = await self._containers() if self.settings.runner.executor == "docker" else {}
+        leftovers = await asyncio.to_thread(self._leftovers)
         active = await asyncio.to_thread(self.jobs.with_status, JobStatus.PENDING, JobStatus.RUNNING)
         grace = 2 * max(1, self.settings.runner.heartbeat_seconds)
         ended: set[str] = set()
@@ -83,7 +101,35 @@ class JobReconciler:
         report.slots_restored = await self._restore_slots([job for job in active if job.id not in ended], now)
         active_ids = {job.id for job in active}
         await self._remove_stale(sorted(c for c, job_id in containers.items() if job_id not in active_ids))
+        await asyncio.to_thread(self._sweep_here, leftovers, active_ids)
         return report
+
+    def _leftovers(self) -> HostLeftovers:
+        """Listed before the jobs are read: a group or folder made meanwhile belongs to a job seen active."""
+        found = HostLeftovers()
+        with contextlib.suppress(OSError):
+            found.scratch_jobs = {e.name for e in self.settings.scratch_dir.iterdir() if JOB_ID.fullmatch(e.name)}
+        if os.geteuid() == 0:
+            with contextlib.suppress(CgroupError):
+                found.cgroups = CgroupTree.find(instance_label(self.settings.home))
+                found.cgroup_jobs = {name for name in found.cgroups.job_ids() if JOB_ID.fullmatch(name)}
+        return found
+
+    def _sweep_here(self, leftovers: HostLeftovers, active_ids: set[str]) -> None:
+        """Control groups (and what still runs in them) and scratch folders of jobs that ended."""
+        if leftovers.cgroups is not None:
+            for job_id in sorted(leftovers.cgroup_jobs - active_ids):
+                try:
+                    leftovers.cgroups.job(job_id).destroy()
+                    log.info("removed the control group of ended job %s", job_id)
+                except CgroupError as exc:
+                    log.warning("job %s: %s", job_id, exc)
+        for job_id in sorted(leftovers.scratch_jobs - active_ids):
+            try:
+                scratch_folder.remove(self.settings.scratch_dir / job_id)
+                log.info("removed the scratch folder of ended job %s", job_id)
+            except OSError as exc:
+                log.warning("job %s: cannot remove its scratch folder: %s", job_id, exc)
 
     async def _containers(self) -> dict[str, str]:
         try:

@@ -6,26 +6,31 @@ job function needs (made on start-up, closed on shutdown — nothing at import t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import logging
 import os
 import socket
-import sys
 from typing import Any
 
 from arq import Worker
 from arq.connections import RedisSettings
 from arq.worker import func
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from leadersboard.admission import Admission
-from leadersboard.contract import JOB_FUNCTION
+from leadersboard.contract import JOB_FUNCTION, sandbox_key
 from leadersboard.jobs import JobStore
+from leadersboard.periodic import every
 from leadersboard.settings import Settings
 from leadersboard.site_generator import SiteBuilder
 
 from .docker_executor import DockerExecutor, DockerUnavailable
 from .job import Executor, WorkerContext, run_job
-from .sandbox import ProcessExecutor
+from .process_executor import ProcessExecutor
+from .sandbox import CONFINED, SandboxError
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +42,7 @@ HEALTH_CHECK_SECONDS = 10  # /healthz sees a worker as alive while arq's health 
 def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False) -> Worker:
     if not settings.redis_url or not settings.mlflow_tracking_uri:
         raise ValueError("a worker needs LEADERSBOARD_REDIS_URL and MLFLOW_TRACKING_URI")
-    if settings.runner.executor == "docker":
-        try:  # checked here, before arq starts, so that a missing engine or image is said plainly
-            docker: DockerExecutor | None = DockerExecutor.from_settings(settings)
-        except DockerUnavailable as exc:
-            raise ValueError(str(exc)) from exc
-    elif settings.runner.executor == "process":
-        docker = None
-    else:
-        raise ValueError(f"unknown executor {settings.runner.executor!r}; this worker supports: process, docker")
+    executor = make_executor(settings)
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
     redis_url, tracking_uri = settings.redis_url, settings.mlflow_tracking_uri
 
@@ -57,26 +54,33 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
         async def job_ended() -> None:
             site.request_rebuild()  # coalesced: a burst of finished jobs builds once
 
-        executor: Executor
-        if docker is not None:
-            executor = docker
-            log.info("docker executor: %s", docker.describe())
-        else:
-            executor = ProcessExecutor(settings.runner.python or sys.executable)
-            if not executor.isolates_network:
-                log.warning("this host cannot give jobs a network namespace of their own: submissions can reach "
-                            "the network (run the worker as root, or allow unprivileged user namespaces)")
+        confinement = executor.confinement
+        log.log(logging.INFO if confinement.level == CONFINED else logging.WARNING,
+                "%s executor: jobs run %s", executor.name, confinement)
+        report = json.dumps({"executor": executor.name, "level": confinement.level, "summary": confinement.summary})
+
+        async def publish() -> None:  # what /healthz says about this worker's jobs
+            await redis.set(sandbox_key(worker_id), report, ex=3 * HEALTH_CHECK_SECONDS)
+
+        ctx["sandbox_report"] = asyncio.create_task(every(HEALTH_CHECK_SECONDS, publish, "sandbox report"))
         ctx["site"] = site
         ctx["leadersboard"] = WorkerContext(
             settings=settings, redis=redis, jobs=JobStore(tracking_uri, admission=Admission(redis, settings.limits)),
             executor=executor, worker_id=worker_id, gpu=gpu, on_job_end=job_ended)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        report: asyncio.Task[None] | None = ctx.get("sandbox_report")
+        if report is not None:
+            report.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await report
         site: SiteBuilder | None = ctx.get("site")
         if site is not None:
             await site.stop()
         context: WorkerContext | None = ctx.get("leadersboard")
         if context is not None:
+            with contextlib.suppress(RedisError):  # Redis may be gone first; the key expires anyway
+                await context.redis.delete(sandbox_key(worker_id))
             await context.redis.aclose()
 
     return Worker(
@@ -94,3 +98,15 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
         handle_signals=True,
         health_check_interval=HEALTH_CHECK_SECONDS,
     )
+
+
+def make_executor(settings: Settings) -> Executor:
+    """The configured executor, checked before arq starts so that what cannot work is said plainly."""
+    try:
+        if settings.runner.executor == "docker":
+            return DockerExecutor.from_settings(settings)
+        if settings.runner.executor == "process":
+            return ProcessExecutor.from_settings(settings)
+    except (DockerUnavailable, SandboxError) as exc:
+        raise ValueError(str(exc)) from exc
+    raise ValueError(f"unknown executor {settings.runner.executor!r}; this worker supports: process, docker")

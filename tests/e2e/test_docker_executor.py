@@ -47,6 +47,7 @@ DOCKERD_PID_FILE = Path("/var/run/docker.pid")  # dockerd's own
 SANDBOX_UID = 10001
 MEMORY = "512m"
 PIDS = 128
+SCRATCH = "256m"
 
 # ------------------------------------------------------------------------------------ engine, image
 
@@ -174,16 +175,16 @@ def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Callable[[], RedisSer
 
 def start_platform(base: Path, redis_url: str, mlflow_url: str | None, image: str,
                    limits: dict[str, int] | None = None, flag: bool = False,
-                   runner: dict[str, str | int] | None = None) -> Platform:
+                   job: dict[str, str | int] | None = None) -> Platform:
     """An instance whose worker runs jobs in containers, with small limits: chosen by the config
     (`runner.executor: docker`), or with `flag` by `serve --executor docker`. Without `mlflow_url`,
     jobs are tracked in the instance's own SQLite store."""
     inst = create_instance(base, limits=limits, users=())
     document = yaml.safe_load(inst.config_path.read_text())
+    document["limits"].update({"job_memory": MEMORY, "job_pids": PIDS, "job_cpus": 1, "job_shm_size": "64m",
+                               "job_scratch_size": SCRATCH, **(job or {})})
     document["runner"].update({"executor": "process" if flag else "docker", "docker_image": image,
-                               "docker_memory": MEMORY, "docker_pids": PIDS, "docker_cpus": 1,
-                               "docker_shm_size": "64m", "sandbox_uid": SANDBOX_UID,
-                               "heartbeat_seconds": 1, "reconcile_seconds": 1, **(runner or {})})
+                               "sandbox_uid": SANDBOX_UID, "heartbeat_seconds": 1, "reconcile_seconds": 1})
     inst.config_path.write_text(yaml.safe_dump(document))
     return Platform(inst, redis_url, mlflow_url or inst.mlflow_uri, workers=1,
                     serve_args=("--executor", "docker") if flag else ()).start()
@@ -212,9 +213,9 @@ def make_platform(tmp_path_factory: pytest.TempPathFactory, own_redis: Callable[
     started: list[Platform] = []
 
     def make(limits: dict[str, int] | None = None, image: str = sandbox_image,
-             runner: dict[str, str | int] | None = None) -> Platform:
+             job: dict[str, str | int] | None = None) -> Platform:
         made = start_platform(tmp_path_factory.mktemp("docker-platform"), own_redis().url, None, image,
-                              limits, runner=runner)
+                              limits, job=job)
         started.append(made)
         return made
 
@@ -503,7 +504,7 @@ def test_padim_example_runs_in_a_container(make_platform: Callable[..., Platform
                                            tmp_path: Path) -> None:
     """The real example (anomalib PaDiM, CPU) in the anomalib image, on a generated VisA-like set."""
     platform = make_platform(limits={"job_timeout_seconds": 900}, image=anomalib_image,
-                             runner={"docker_memory": "4g", "docker_cpus": 2, "docker_shm_size": "1g"})
+                             job={"job_memory": "4g", "job_cpus": 2, "job_shm_size": "1g"})
     data = generate_dataset(tmp_path / "visa-real", layout="visa", categories=("pcb1",))
     platform.instance.cli("dataset", "add", "visa", str(data))
     user = new_user(platform)

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from leadersboard.settings import CONFIG_FILE, Limits, RunnerSettings, Settings, SettingsError, config_document
+from leadersboard.settings import (
+    CONFIG_FILE,
+    Limits,
+    RunnerSettings,
+    Settings,
+    SettingsError,
+    config_document,
+    size_bytes,
+)
 
 
 def write(home: Path, document: object) -> Path:
@@ -35,14 +43,14 @@ def test_home_from_the_environment(tmp_path: Path) -> None:
 
 
 def test_the_config_file_and_environment_overrides(tmp_path: Path) -> None:
-    write(tmp_path, {"limits": {"max_active_jobs": 5}, "runner": {"executor": "docker", "docker_memory": "8g"},
+    write(tmp_path, {"limits": {"max_active_jobs": 5, "job_memory": "8g"}, "runner": {"executor": "docker"},
                      "datasets": {"visa": "/data/visa"},
                      "server": {"api_port": 9000, "public_url": "https://lb.example.org",
                                 "redis_url": "redis://file", "mlflow_tracking_uri": "http://file"}})
     settings = Settings.load(tmp_path, environ={"LEADERSBOARD_REDIS_URL": "redis://env",
                                                 "LEADERSBOARD_EXECUTOR": "process"})
     assert settings.limits.max_active_jobs == 5 and settings.limits.submissions_per_hour == 10
-    assert settings.runner.executor == "process" and settings.runner.docker_memory == "8g"
+    assert settings.runner.executor == "process" and settings.limits.job_memory == "8g"
     assert settings.datasets == {"visa": Path("/data/visa")}
     assert settings.api_port == 9000 and settings.base_url == "https://lb.example.org"
     assert settings.redis_url == "redis://env" and settings.mlflow_tracking_uri == "http://file"
@@ -56,8 +64,13 @@ def test_the_config_file_and_environment_overrides(tmp_path: Path) -> None:
     ({"limits": {"max_active_jobs": -1}}, "must be a whole number"),
     ({"runner": {"python": 3}}, "Config 'runner.python' must be text, not 3"),
     ({"runner": {"executor": "kubernetes"}}, "Config 'runner.executor' must be one of: process, docker"),
-    ({"runner": {"docker_memory": "lots"}}, "Config 'runner.docker_memory' must be a size such as 512m or 16g"),
-    ({"runner": {"docker_cpus": 0}}, "Config 'runner.docker_cpus' must be at least 1"),
+    ({"limits": {"job_memory": "lots"}}, "Config 'limits.job_memory' must be a size such as 512m or 16g"),
+    ({"limits": {"job_scratch_size": "0"}}, "Config 'limits.job_scratch_size' must be a size such as 512m"),
+    ({"limits": {"job_cpus": 0}}, "Config 'limits.job_cpus' must be at least 1"),
+    ({"runner": {"docker_cpus": 0}}, "Config 'limits.job_cpus' must be at least 1"),  # its old name
+    ({"runner": {"sandbox_uid": 0}}, "Config 'runner.sandbox_uid' must be at least 1"),
+    ({"runner": {"docker_pids": 64}, "limits": {"job_pids": 128}},
+     "'runner.docker_pids' is the old name of 'limits.job_pids', and they differ"),
     ({"limits": [1]}, "Config section 'limits' must be a mapping"),
     ({"datasets": ["visa"]}, "'datasets' must map names to folders"),
     ([1, 2], "must be a mapping of sections"),
@@ -90,6 +103,24 @@ def test_data_sets_are_read_again_when_the_file_changes(tmp_path: Path) -> None:
     os.utime(path, (later, later))
     assert settings.current_datasets() == {"visa": Path("/data/visa"), "miic": Path("/data/miic")}
     assert settings.datasets == {"visa": Path("/data/visa")}  # the object itself stays as loaded
+
+
+def test_older_config_files_still_load(tmp_path: Path) -> None:
+    """The job limits were the docker executor's (`runner.docker_*`); both executors share them now."""
+    write(tmp_path, {"runner": {"docker_memory": "8g", "docker_cpus": 2, "docker_pids": 512, "docker_shm_size": "1g",
+                                "docker_image": "mine"},
+                     "limits": {"job_pids": 512}})
+    settings = Settings.load(tmp_path, environ={})
+    limits = settings.limits
+    assert (limits.job_memory, limits.job_cpus, limits.job_pids, limits.job_shm_size) == ("8g", 2, 512, "1g")
+    assert settings.runner.docker_image == "mine" and limits.job_scratch_size == Limits().job_scratch_size
+    assert "docker_memory" not in config_document(settings)["runner"]  # written back under the new names
+
+
+@pytest.mark.parametrize(("text", "size"), [("512m", 512 * 1024**2), ("16g", 16 * 1024**3), ("2G", 2 * 1024**3),
+                                            ("100k", 102400), ("4096", 4096), ("10b", 10)])
+def test_sizes_read_as_docker_writes_them(text: str, size: int) -> None:
+    assert size_bytes(text) == size
 
 
 def test_overrides_skip_what_is_not_given(tmp_path: Path) -> None:
