@@ -3,7 +3,7 @@ it for memory, and a sure way to end every process in it.
 
 Version 2 (one hierarchy) or version 1 (one hierarchy per controller), whichever this host mounts
 with the memory, cpu and pids controllers. Like Docker's cgroupfs driver, the groups sit at the top
-of the hierarchy: `leadersboard/<instance>/<job id>` (instances sharing a host keep apart). The
+of the hierarchy: `leadersboard/<instance>-<job id>` (instances sharing a host keep apart). The
 worker makes a job's group before the job starts, the jail joins it first thing, and the worker
 removes it after the end, killing whatever is still in it; the reconciler removes what a dead
 worker left.
@@ -120,10 +120,11 @@ class JobCgroup:
 
 @dataclass(frozen=True)
 class CgroupTree:
-    """This instance's groups on this host: `leadersboard/<instance>` in each hierarchy that matters."""
+    """This instance's groups on this host: `leadersboard/<instance>-*` in each hierarchy that matters."""
 
     version: int
-    bases: dict[str, Path]  # controller -> the instance's folder in the hierarchy that has it
+    bases: dict[str, Path]  # controller -> `leadersboard` in the hierarchy that has it
+    instance: str
 
     @classmethod
     def find(cls, instance: str, mountinfo: Path = Path("/proc/self/mountinfo")) -> CgroupTree:
@@ -149,33 +150,32 @@ class CgroupTree:
 
     @classmethod
     def _made(cls, version: int, mounts: dict[str, Path], instance: str) -> CgroupTree:
-        """Make the instance's folders; on v2, hand the controllers down to them."""
-        bases = {name: mount / TOP / instance for name, mount in mounts.items()}
+        """Make `leadersboard` in each hierarchy; on v2, hand the controllers down to it and below."""
+        bases = {name: mount / TOP for name, mount in mounts.items()}
         try:
-            for mount, base in {mounts[name]: bases[name] for name in CONTROLLERS}.items():
-                folder = mount
-                for part in (TOP, instance):
-                    if version == 2:
-                        _enable_controllers(folder)
-                    folder = folder / part
-                    folder.mkdir(exist_ok=True)
+            for mount in set(mounts.values()):
                 if version == 2:
-                    _enable_controllers(base)
+                    _enable_controllers(mount)
+                (mount / TOP).mkdir(exist_ok=True)
+                if version == 2:
+                    _enable_controllers(mount / TOP)
         except OSError as exc:
-            raise CgroupError(f"cannot make this instance's control groups (cgroup v{version}): {exc}") from exc
-        return cls(version, bases)
+            raise CgroupError(f"cannot make the control groups of jobs (cgroup v{version}): {exc}") from exc
+        return cls(version, bases, instance)
 
     def job(self, job_id: str) -> JobCgroup:
-        controllers = {name: base / job_id for name, base in self.bases.items()}
+        controllers = {name: base / f"{self.instance}-{job_id}" for name, base in self.bases.items()}
         folders = tuple(dict.fromkeys(controllers.values()))
         return JobCgroup(self.version, folders, controllers)
 
     def job_ids(self) -> set[str]:
-        """The jobs that have a group here now."""
+        """This instance's jobs that have a group here now."""
+        prefix = f"{self.instance}-"
         found: set[str] = set()
         for base in set(self.bases.values()):
             with contextlib.suppress(FileNotFoundError):
-                found |= {entry.name for entry in base.iterdir() if entry.is_dir()}
+                found |= {entry.name.removeprefix(prefix) for entry in base.iterdir()
+                          if entry.is_dir() and entry.name.startswith(prefix)}
         return found
 
     def check(self, limits: ResourceLimits) -> None:

@@ -140,6 +140,7 @@ def _sandbox(settings: Settings, job: Job, scratch: Path, view: View, gpu: str |
         "PATH": f"{PurePosixPath(view.python).parent}:/usr/local/bin:/usr/bin:/bin",
         "HOME": str(inside / "home"),
         "TMPDIR": str(inside / "tmp"),
+        "USER": "job",  # the sandbox's user has no account: who asks (getpass, MLflow) gets this name
         "LANG": "C.UTF-8",
         "PYTHONUNBUFFERED": "1",
         "PYTHONDONTWRITEBYTECODE": "1",

@@ -20,7 +20,9 @@ MS_REMOUNT = 0x20
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 0x40000
+MS_SLAVE = 0x80000
 MNT_DETACH = 0x2
+CLONE_NEWNS = 0x20000
 
 # The per-mount options of /proc/self/mountinfo that a remount must keep (atime is kept by the kernel).
 KEPT_OPTIONS = {"ro": MS_RDONLY, "nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC}
@@ -67,6 +69,13 @@ def bind(source: str | os.PathLike[str], target: str | os.PathLike[str], flags: 
 def unmount(target: str | os.PathLike[str]) -> None:
     """Detach the mount at `target`: it goes once nothing uses it any more."""
     _check(_libc().umount2(os.fsencode(target), MNT_DETACH), "umount", target)
+
+
+def own_mount_namespace() -> None:
+    """Move the calling thread, and the threads and processes it makes from now on, into a mount
+    namespace of its own that receives the host's mounts but sends none back."""
+    _check(_libc().unshare(CLONE_NEWNS), "unshare", "/")
+    mount(None, "/", None, MS_REC | MS_SLAVE)
 
 
 def mount_points(mountinfo: Path = Path("/proc/self/mountinfo")) -> list[MountPoint]:

@@ -37,6 +37,7 @@ from . import scratch as scratch_folder
 from .cgroups import CgroupError, CgroupTree, JobCgroup, ResourceLimits
 from .containers import instance_label
 from .jail import JailSpec
+from .mounts import own_mount_namespace
 from .processes import JOB_ENV, kill_job_processes
 from .sandbox import (
     CONFINED,
@@ -60,6 +61,7 @@ PROBE_SECONDS = 60
 PR_SET_PDEATHSIG = 1
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
+PROBE_PREFIX = "probe-"
 REFUSED_BY_KERNEL = ("namespaces", "mounts")  # the stages of a jail's failure that mean "not on this host"
 
 
@@ -131,6 +133,12 @@ class ProcessExecutor:
         summary = (f"{why}: jobs run as the worker's user, see the host's files and processes, and have no memory, "
                    f"CPU, process or scratch limits; {reach}")
         return cls(settings, python, None, Confinement(UNCONFINED, summary), network)
+
+    def keep_mounts_private(self) -> None:
+        """For the worker, before it starts threads: the scratch file systems it mounts then live in a
+        mount namespace of its own, and go with it (and their memory) whatever ends it."""
+        if self.jail is not None:
+            own_mount_namespace()
 
     def view(self, scratch: Path, gpu: str | None) -> View:
         """Jailed or not, the job sees its scratch folder at the host's path."""
@@ -244,13 +252,13 @@ def interpreter_folders(python: str) -> list[str]:
 
 def _probe(jail: HostJail, scratch_root: Path, python: str) -> tuple[str, str] | None:
     """Run `python -c ''` in a jail once: (stage, reason) when it fails, None when it works."""
-    scratch = scratch_root / f"probe-{os.getpid()}"
+    for old in scratch_root.glob(f"{PROBE_PREFIX}*"):  # a probe's folder its worker left when killed
+        if not Path("/proc", old.name.removeprefix(PROBE_PREFIX)).exists():
+            scratch_folder.remove(old)
+    scratch = scratch_root / f"{PROBE_PREFIX}{os.getpid()}"
     status_read, status_write = os.pipe()
     try:
-        try:
-            scratch_folder.create(scratch, 1024 * 1024)
-        except OSError as exc:
-            return "mounts", f"cannot mount the scratch folder: {exc.strerror}"
+        scratch_folder.create(scratch, None)  # a plain folder: a probe mounts nothing a kill could leave
         (scratch / WORK_DIR).mkdir()
         scratch_folder.hand_over(scratch, jail.uid, jail.gid)
         sandbox = Sandbox(scratch=scratch, command=[python, "-c", ""], env={"PATH": os.defpath},

@@ -91,6 +91,7 @@ class JobReconciler:
                 reason = "the worker running this job stopped unexpectedly; push again to retry"
                 if job.worker and job.worker.rsplit(":", 1)[0] == socket.gethostname():
                     kill_job_processes(job.id)  # what the dead worker started here must not run on
+                    await asyncio.to_thread(self._remove_here, leftovers, job.id)
                     if self.settings.runner.executor == "docker":
                         await self._remove_containers(job.id)
                 await self.jobs.end(job, JobStatus.FAILED, reason)
@@ -116,20 +117,22 @@ class JobReconciler:
         return found
 
     def _sweep_here(self, leftovers: HostLeftovers, active_ids: set[str]) -> None:
-        """Control groups (and what still runs in them) and scratch folders of jobs that ended."""
+        """What jobs that ended left on this host (a dead worker's, say)."""
+        for job_id in sorted((leftovers.cgroup_jobs | leftovers.scratch_jobs) - active_ids):
+            self._remove_here(leftovers, job_id)
+            log.info("removed what ended job %s left on this host", job_id)
+
+    def _remove_here(self, leftovers: HostLeftovers, job_id: str) -> None:
+        """The job's control group (killing what still runs in it) and its scratch folder."""
         if leftovers.cgroups is not None:
-            for job_id in sorted(leftovers.cgroup_jobs - active_ids):
-                try:
-                    leftovers.cgroups.job(job_id).destroy()
-                    log.info("removed the control group of ended job %s", job_id)
-                except CgroupError as exc:
-                    log.warning("job %s: %s", job_id, exc)
-        for job_id in sorted(leftovers.scratch_jobs - active_ids):
             try:
-                scratch_folder.remove(self.settings.scratch_dir / job_id)
-                log.info("removed the scratch folder of ended job %s", job_id)
-            except OSError as exc:
-                log.warning("job %s: cannot remove its scratch folder: %s", job_id, exc)
+                leftovers.cgroups.job(job_id).destroy()
+            except CgroupError as exc:
+                log.warning("job %s: %s", job_id, exc)
+        try:
+            scratch_folder.remove(self.settings.scratch_dir / job_id)
+        except OSError as exc:
+            log.warning("job %s: cannot remove its scratch folder: %s", job_id, exc)
 
     async def _containers(self) -> dict[str, str]:
         try:

@@ -43,6 +43,8 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
     if not settings.redis_url or not settings.mlflow_tracking_uri:
         raise ValueError("a worker needs LEADERSBOARD_REDIS_URL and MLFLOW_TRACKING_URI")
     executor = make_executor(settings)
+    if isinstance(executor, ProcessExecutor):
+        executor.keep_mounts_private()
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
     redis_url, tracking_uri = settings.redis_url, settings.mlflow_tracking_uri
 

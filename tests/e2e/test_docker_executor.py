@@ -36,7 +36,16 @@ from leadersboard.runner.image import apt_source
 from leadersboard.runner.sandbox import Sandbox
 
 from support.instances import LEADERSBOARD, Instance, create_instance, run_cli, unique_user
-from support.platform import EXFILTRATING_MAIN, MLFLOW_MAIN, SLEEPING_MAIN, Platform, processes_with, run_tags
+from support.platform import (
+    EXFILTRATING_MAIN,
+    FORK_MAIN,
+    GREEDY_MAIN,
+    MLFLOW_MAIN,
+    SLEEPING_MAIN,
+    Platform,
+    processes_with,
+    run_tags,
+)
 
 IMAGE = "leadersboard-sandbox-test"
 ANOMALIB_IMAGE = "leadersboard-sandbox-test-anomalib"
@@ -352,37 +361,6 @@ def test_artifacts_only_from_inside_the_container(platform: Platform, tmp_path: 
     assert_cleaned_up(platform, job_id)
 
 
-FORK_MAIN = '''import os
-import time
-
-import mlflow
-
-
-def main():
-    children, refused = [], "never"
-    for n in range(100000):
-        try:
-            pid = os.fork()
-        except OSError as exc:
-            refused = f"{type(exc).__name__} after {n} forks"
-            break
-        if pid == 0:
-            time.sleep(120)
-            os._exit(0)
-        children.append(pid)
-    print(f"fork refused: {refused}", flush=True)
-    for pid in children:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-    with mlflow.start_run():
-        mlflow.log_metric("auroc", 0.5)
-
-
-if __name__ == "__main__":
-    main()
-'''
-
-
 def test_a_fork_bomb_meets_the_pids_limit(platform: Platform, tmp_path: Path) -> None:
     job_id, job, log = run_to_end(platform, tmp_path, "forky", FORK_MAIN)
     assert job["status"] == "completed", (job, log)
@@ -391,18 +369,6 @@ def test_a_fork_bomb_meets_the_pids_limit(platform: Platform, tmp_path: Path) ->
     assert int(refused.split(" after ")[1].split()[0]) < PIDS
     assert httpx.get(f"{platform.base_url}/healthz", timeout=10).status_code == 200
     assert_cleaned_up(platform, job_id)
-
-
-GREEDY_MAIN = '''def main():
-    blocks = []
-    for n in range(1, 64):
-        blocks.append(b"x" * (64 * 1024 * 1024))
-        print(f"holding {n * 64} MiB", flush=True)
-
-
-if __name__ == "__main__":
-    main()
-'''
 
 
 def test_memory_over_the_limit_ends_the_job_out_of_memory(platform: Platform, tmp_path: Path) -> None:

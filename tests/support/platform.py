@@ -78,13 +78,59 @@ if __name__ == "__main__":
 '''
 
 
+# Forks until the kernel refuses (the pids limit), then cleans up and completes.
+FORK_MAIN = '''import os
+import time
+
+import mlflow
+
+
+def main():
+    children, refused = [], "never"
+    for n in range(100000):
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            refused = f"{type(exc).__name__} after {n} forks"
+            break
+        if pid == 0:
+            time.sleep(120)
+            os._exit(0)
+        children.append(pid)
+    print(f"fork refused: {refused}", flush=True)
+    for pid in children:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    with mlflow.start_run():
+        mlflow.log_metric("auroc", 0.5)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+# Holds ever more memory, 64 MiB at a time, up to 4 GiB.
+GREEDY_MAIN = '''def main():
+    blocks = []
+    for n in range(1, 64):
+        blocks.append(b"x" * (64 * 1024 * 1024))
+        print(f"holding {n * 64} MiB", flush=True)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
 class Platform:
     """An instance served by `leadersboard serve` with workers, tracking jobs in a real MLflow server."""
 
     def __init__(self, instance: Instance, redis_url: str, mlflow_url: str, workers: int,
-                 serve_args: tuple[str, ...] = ()) -> None:
+                 serve_args: tuple[str, ...] = (), wrapper: tuple[str, ...] = ()) -> None:
         self.instance = instance
         self.serve_args = serve_args  # more options for `leadersboard serve`
+        self.wrapper = wrapper  # a command that runs `leadersboard serve` (unshare ..., say)
         self.redis_url = redis_url
         self.mlflow_url = mlflow_url
         self.workers = workers
@@ -108,7 +154,7 @@ class Platform:
         assert LEADERSBOARD
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [LEADERSBOARD, "serve", "--api-port", str(self.port), "--web-port", str(self.web_port),
+                [*self.wrapper, LEADERSBOARD, "serve", "--api-port", str(self.port), "--web-port", str(self.web_port),
                  "--workers", str(self.workers), *self.serve_args],
                 env=self.env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 60

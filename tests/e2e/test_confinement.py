@@ -1,0 +1,351 @@
+"""The process executor's jail, tried for real: a root worker (`leadersboard serve`, real Redis, real
+git over HTTP) and submissions that attack the instance, the host and other jobs the ways that worked
+before jobs were confined. Every attempt must fail and the job must still end as it should.
+
+The instance is made readable (and the data set and site writable) for everyone first: what stops
+the job must be the jail, not the folders' permissions.
+
+And an unprivileged worker (`serve` in a user namespace where it is not root): jobs run unconfined,
+and `serve`, the job log and /healthz say so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import yaml
+
+from leadersboard.contract import sandbox_key
+from leadersboard.local.mlflow_server import MlflowServer
+from leadersboard.local.redis_server import RedisServer, start_redis
+
+from support.instances import create_instance, unique_user
+from support.platform import FORK_MAIN, MLFLOW_MAIN, Platform, processes_with
+
+MEMORY = "1g"
+PIDS = 128
+SCRATCH_MIB = 256
+OTHER_JOB = "someone-else"  # another job's scratch folder (not named like a job id: the reconciler keeps it)
+
+@pytest.fixture(scope="module")
+def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """The module's platforms outlive a test: a Redis of their own, which the per-test flush spares."""
+    server = start_redis(tmp_path_factory.mktemp("jail-redis"), appendonly=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def jailed(tmp_path_factory: pytest.TempPathFactory, own_redis: RedisServer) -> Iterator[Platform]:
+    """A root worker with small job limits, tracking jobs in the instance's own MLflow store."""
+    if os.geteuid() != 0:
+        pytest.skip("the jail needs a root worker")
+    inst = create_instance(tmp_path_factory.mktemp("jail"), users=())
+    document = yaml.safe_load(inst.config_path.read_text())
+    document["limits"].update({"job_memory": MEMORY, "job_pids": PIDS, "job_cpus": 1, "job_shm_size": "64m",
+                               "job_scratch_size": f"{SCRATCH_MIB}m"})
+    document["runner"].update({"heartbeat_seconds": 1, "reconcile_seconds": 1})
+    inst.config_path.write_text(yaml.safe_dump(document))
+    other = inst.home / "scratch" / OTHER_JOB
+    other.mkdir(parents=True)
+    (other / "secret.txt").write_text("another job's secret")
+    (inst.home / "site").mkdir()
+    subprocess.run(["chmod", "-R", "a+rX", str(inst.home), str(data_folder(inst.home))], check=True)
+    subprocess.run(["chmod", "a+w", str(inst.home / "site"), str(data_folder(inst.home) / "pcb1")], check=True)
+    platform = Platform(inst, own_redis.url, inst.mlflow_uri, workers=1).start()
+    yield platform
+    platform.stop()
+
+
+def data_folder(home: Path) -> Path:
+    """The data set `visa` that `create_instance` registers, next to the instance folder."""
+    return home.parent / "data" / "visa"
+
+
+def run_to_end(platform: Platform, tmp_path: Path, folder: str, main: str) -> tuple[dict[str, Any], str]:
+    """Push `main` as `folder` (as a new user) and wait for its job's end: (status, log)."""
+    user = unique_user()
+    platform.instance.add_user(user)
+    job_id = platform.submit(platform.client(tmp_path, user), folder, main)
+    job = platform.wait_status(job_id, user, timeout=120)
+    return job, platform.api("GET", f"/jobs/{job_id}/logs", user).text
+
+
+PROBE = '''import ctypes
+import json
+import os
+import socket
+
+import mlflow
+
+
+def attempt(label, action):
+    try:
+        result = action()
+        print(f"{label}: allowed {str(result)[:60]!r}", flush=True)
+    except OSError as exc:
+        print(f"{label}: refused ({type(exc).__name__})", flush=True)
+
+
+def write(path):
+    with open(path, "w") as f:
+        f.write("owned")
+
+'''
+
+HOSTILE_MAIN = PROBE + '''
+def main():
+    home, data = HOME, DATA
+    attempt("read config", lambda: open(f"{home}/leadersboard.yaml").read())
+    attempt("read database", lambda: open(f"{home}/leadersboard.db", "rb").read(16))
+    attempt("read repository", lambda: open(f"{home}/submissions.git/config").read())
+    attempt("list repository", lambda: os.listdir(f"{home}/submissions.git/refs"))
+    attempt("read mlflow store", lambda: open(f"{home}/mlflow.db", "rb").read(16))
+    attempt("read other job", lambda: open(f"{home}/scratch/OTHER/secret.txt").read())
+    attempt("write data set", lambda: write(f"{data}/pcb1/owned"))
+    attempt("write data here", lambda: write("pcb1/owned"))
+    attempt("write site", lambda: write(f"{home}/site/owned"))
+    attempt("write instance", lambda: write(f"{home}/owned"))
+    for name, port in (("api", API), ("redis", REDIS), ("mlflow", MLFLOW)):
+        attempt(f"reach {name}", lambda: socket.create_connection(("127.0.0.1", port), timeout=3).close())
+    attempt("reach internet", lambda: socket.create_connection(("192.0.2.1", 80), timeout=3).close())
+    print(f"data: {sorted(os.listdir('pcb1'))}", flush=True)
+    with mlflow.start_run():
+        mlflow.log_metric("auroc", 0.77)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def test_a_hostile_submission_reaches_nothing(jailed: Platform, tmp_path: Path, mlflow_server: MlflowServer) -> None:
+    home, data = jailed.instance.home, data_folder(jailed.instance.home)
+    redis_port = int(jailed.redis_url.rsplit(":", 1)[1].split("/")[0])
+    main = (HOSTILE_MAIN.replace("HOME, DATA", f"{str(home)!r}, {str(data)!r}").replace("OTHER", OTHER_JOB)
+            .replace("API", str(jailed.port)).replace("REDIS", str(redis_port))
+            .replace("MLFLOW", str(int(mlflow_server.url.rsplit(":", 1)[1]))))
+    job, log = run_to_end(jailed, tmp_path, "hostile", main)
+
+    assert job["status"] == "completed", (job, log)
+    assert job["metrics"]["auroc"] == pytest.approx(0.77)
+    attempts = [line for line in log.splitlines() if line.split(":")[0] in {
+        "read config", "read database", "read repository", "list repository", "read mlflow store",
+        "read other job", "write data set", "write data here", "write site", "write instance",
+        "reach api", "reach redis", "reach mlflow", "reach internet"}]
+    assert len(attempts) == 14, log
+    assert all(": refused (" in line for line in attempts), "\n".join(attempts)
+    assert "data: ['Data']" in log  # its own data set, read-only, is there
+    assert "sandbox: confined (user" in log and "network: none" in log
+    assert not list(data.rglob("owned")) and not (home / "owned").exists() and not (home / "site" / "owned").exists()
+
+
+ESCAPES_MAIN = PROBE + '''CLONE_NEWNET = 0x40000000
+
+
+def join_network_of(pid):
+    fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+    if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
+        raise OSError(ctypes.get_errno(), "setns")
+
+
+def mount_over_tmp():
+    if ctypes.CDLL(None, use_errno=True).mount(b"none", b"/tmp", b"tmpfs", 0, None) != 0:
+        raise OSError(ctypes.get_errno(), "mount")
+
+
+def main():
+    pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+    print(f"visible pids: {json.dumps(pids)}", flush=True)
+    for pid in sorted({os.getppid(), 1, SERVE, *pids} - {os.getpid()}):
+        attempt(f"setns {pid}", lambda: join_network_of(pid))
+        attempt(f"environ {pid}", lambda: open(f"/proc/{pid}/environ", "rb").read())
+    attempt("reach api", lambda: socket.create_connection(("127.0.0.1", API), timeout=3).close())
+    attempt("mount", mount_over_tmp)
+    with mlflow.start_run():
+        mlflow.log_metric("auroc", 0.5)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def test_no_way_out_through_proc(jailed: Platform, tmp_path: Path) -> None:
+    """setns into the parent's network namespace and reading another process's environment: the job
+    sees only its own processes, and the jail's first process (root) is out of reach."""
+    assert jailed.process is not None
+    main = ESCAPES_MAIN.replace("SERVE", str(jailed.process.pid)).replace("API", str(jailed.port))
+    job, log = run_to_end(jailed, tmp_path, "escape", main)
+
+    assert job["status"] == "completed", (job, log)
+    pids = json.loads(next(line for line in log.splitlines() if line.startswith("visible pids:")).split(":", 1)[1])
+    assert pids[0] == 1 and len(pids) <= 3, pids  # the jail's init, the job (and a helper it just started)
+    tries = [line for line in log.splitlines() if line.startswith(("setns ", "environ "))]
+    assert tries and all(": refused (" in line for line in tries), "\n".join(tries)
+    assert "reach api: refused" in log and "mount: refused" in log
+    assert "REDIS_URL" not in log and jailed.redis_url not in log
+
+
+DAEMON_MAIN = '''import os
+import sys
+import time
+
+import mlflow
+
+
+def main():
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:  # a daemon: its own session, no parent, an empty environment
+            os.execve(sys.executable, [sys.executable, "-c", "import time; time.sleep(300)  # MARKER"], {})
+        os._exit(0)
+    deadline = time.monotonic() + 10
+    while not any(b"MARKER" in open(f"/proc/{p}/cmdline", "rb").read()
+                  for p in os.listdir("/proc") if p.isdigit() and p != str(os.getpid())):
+        assert time.monotonic() < deadline, "the daemon did not start"
+        time.sleep(0.1)
+    print("daemon running", flush=True)
+    with mlflow.start_run():
+        mlflow.log_metric("auroc", 0.5)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def test_a_daemon_dies_with_its_job(jailed: Platform, tmp_path: Path) -> None:
+    marker = f"lb-daemon-{unique_user()}"
+    job, log = run_to_end(jailed, tmp_path, "daemon", DAEMON_MAIN.replace("MARKER", marker))
+    assert job["status"] == "completed", (job, log)
+    assert "daemon running" in log
+    assert processes_with(marker) == [], "a daemon outlived its job"
+
+
+ALLOCATE_MAIN = '''def main():
+    blocks = []
+    for n in range(1, 13):  # 3 GiB, a quarter at a time, every page written
+        blocks.append(b"x" * (256 * 1024 * 1024))
+        print(f"holding {n * 256} MiB", flush=True)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def test_memory_over_the_limit_ends_the_job_out_of_memory(jailed: Platform, tmp_path: Path) -> None:
+    job, log = run_to_end(jailed, tmp_path, "greedy", ALLOCATE_MAIN)
+    assert job["status"] == "failed"
+    assert f"out of memory: stopped for using more than the sandbox's {MEMORY}" in job["error"], (job, log)
+    assert "holding 256 MiB" in log and "holding 1024 MiB" not in log
+
+
+FILL_MAIN = '''import errno
+
+import mlflow
+
+
+def main():
+    written = 0
+    try:
+        with open("filler", "wb") as f:
+            while written < 2048:  # 2 GiB
+                f.write(b"x" * (16 * 1024 * 1024))
+                f.flush()
+                written += 16
+    except OSError as exc:
+        print(f"disk full after {written} MiB ({errno.errorcode[exc.errno]})", flush=True)
+    else:
+        print(f"wrote {written} MiB", flush=True)
+    import os
+    os.remove("filler")
+    with mlflow.start_run():
+        mlflow.log_metric("auroc", 0.5)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def test_a_disk_fill_stops_at_the_scratch_limit(jailed: Platform, tmp_path: Path) -> None:
+    job, log = run_to_end(jailed, tmp_path, "filler", FILL_MAIN)
+    assert job["status"] == "completed", (job, log)
+    line = next(line for line in log.splitlines() if line.startswith(("disk full", "wrote")))
+    assert line.startswith("disk full after") and "(ENOSPC)" in line, line
+    assert int(line.split()[3]) < SCRATCH_MIB
+
+
+def test_a_fork_bomb_meets_the_pids_limit(jailed: Platform, tmp_path: Path) -> None:
+    job, log = run_to_end(jailed, tmp_path, "forky", FORK_MAIN)
+    assert job["status"] == "completed", (job, log)
+    refused = next(line for line in log.splitlines() if line.startswith("fork refused:"))
+    assert "BlockingIOError after" in refused, refused
+    assert int(refused.split(" after ")[1].split()[0]) < PIDS
+    assert httpx.get(f"{jailed.base_url}/healthz", timeout=10).status_code == 200
+
+
+def test_healthz_and_serve_say_jobs_are_confined(jailed: Platform) -> None:
+    answer = httpx.get(f"{jailed.base_url}/healthz", timeout=10)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["sandbox"] == "confined", body
+    assert all("process executor, confined (user" in text for text in body["sandboxes"].values()), body
+    assert "process executor: jobs run confined (user" in jailed.log()
+    assert "WARNING: process executor" not in jailed.log()
+
+
+# ------------------------------------------------------------------------------- an unprivileged worker
+
+
+def test_an_unprivileged_worker_says_jobs_run_unconfined(tmp_path_factory: pytest.TempPathFactory,
+                                                          tmp_path: Path) -> None:
+    """`serve` in a user namespace where it is uid 65534: it cannot jail jobs, and says so everywhere,
+    while /healthz still answers 200."""
+    inst = create_instance(tmp_path_factory.mktemp("unprivileged"), users=())
+    redis_server = start_redis(tmp_path_factory.mktemp("unprivileged-redis"), appendonly=False)
+    platform = Platform(inst, redis_server.url, inst.mlflow_uri, workers=1,
+                        wrapper=("unshare", "--user", "--map-user=65534", "--map-group=65534"))
+    try:
+        platform.start()
+        assert "WARNING: process executor: jobs run unconfined (the worker is not root" in platform.log()
+        job, log = run_to_end(platform, tmp_path, "tiny", MLFLOW_MAIN.format(auroc=0.6, f1=0.5))
+        assert job["status"] == "completed", (job, log)
+        assert "sandbox: unconfined (the worker is not root" in log
+        deadline = time.monotonic() + 30
+        while True:
+            body = httpx.get(f"{platform.base_url}/healthz", timeout=10).json()
+            if body.get("sandbox") == "unconfined" or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert body["sandbox"] == "unconfined" and body["status"] == "ok", body
+    finally:
+        platform.stop()
+        redis_server.stop()
+
+
+def test_healthz_reports_the_least_confined_worker(make_platform: Callable[..., Platform],
+                                                   redis_client: redis.Redis) -> None:
+    """Workers of other hosts report through Redis: one unconfined worker makes the answer unconfined."""
+    platform = make_platform(workers=0)
+    assert httpx.get(f"{platform.base_url}/healthz", timeout=10).json()["sandbox"] == "none seen"
+    redis_client.set(sandbox_key("gpu-host:42"), '{"executor": "process", "level": "unconfined", '
+                                                  '"summary": "the worker is not root"}', ex=60)
+    redis_client.set(sandbox_key("other:7"), '{"executor": "docker", "level": "confined", "summary": "image x"}',
+                     ex=60)
+    answer = httpx.get(f"{platform.base_url}/healthz", timeout=10)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["sandbox"] == "unconfined"
+    assert body["sandboxes"]["gpu-host:42"] == "process executor, unconfined (the worker is not root)"
