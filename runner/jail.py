@@ -1,6 +1,7 @@
 """The jail: how the process executor runs a job when the worker is root.
 
-The worker starts `python -m leadersboard.runner.jail SPEC` (a `JailSpec` as JSON). This launcher
+The worker starts `python -m leadersboard.runner.jail` with a `JailSpec` as JSON on its standard
+input (not its command line, which the job could read from /proc/1/cmdline). This launcher
 joins the job's control groups, leaves the worker's namespaces (mount, PID, network, IPC, UTS,
 cgroup) and forks the new PID namespace's first process, PID 1, which
 - builds the job's view of the host in its own mount namespace (`jail_fs.build_view`): everything
@@ -83,8 +84,11 @@ class JailSpec:
         return cls(**json.loads(text))
 
 
-def main(argv: list[str]) -> int:
-    spec = JailSpec.from_json(argv[1])
+def main() -> int:
+    spec = JailSpec.from_json(sys.stdin.read())
+    devnull = os.open(os.devnull, os.O_RDONLY)  # the job reads nothing
+    os.dup2(devnull, 0)
+    os.close(devnull)
     try:
         _die_with_parent()
         if os.getppid() != spec.parent:
@@ -206,4 +210,4 @@ def _report(spec: JailSpec, stage: str, exc: BaseException) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(main())

@@ -62,6 +62,8 @@ PR_SET_PDEATHSIG = 1
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
 PROBE_PREFIX = "probe-"
+# The jail's launcher (its spec on stdin): the platform's own Python, isolated from the environment and the cwd.
+LAUNCHER = (sys.executable, "-I", "-m", "leadersboard.runner.jail")
 REFUSED_BY_KERNEL = ("namespaces", "mounts")  # the stages of a jail's failure that mean "not on this host"
 
 
@@ -166,10 +168,14 @@ class ProcessExecutor:
         try:
             spec = jail.spec(sandbox, datasets, cgroup, status_write)
             proc = await asyncio.create_subprocess_exec(
-                *launcher_command(spec), env=_launcher_env(sandbox), pass_fds=(status_write,),
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+                *LAUNCHER, env=_launcher_env(sandbox), pass_fds=(status_write,),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
             os.close(status_write)
             status_write = -1
+            assert proc.stdin is not None
+            proc.stdin.write(spec.to_json().encode())
+            await proc.stdin.drain()
+            proc.stdin.close()
             timed_out = await stream_output(proc, on_output, sandbox.timeout_seconds)
         finally:  # a cancel included: the job ends here, all of it
             if status_write >= 0:
@@ -205,11 +211,6 @@ class ProcessExecutor:
             if job_id:
                 kill_job_processes(job_id)
         return Outcome(None if timed_out else proc.returncode, timed_out, time.monotonic() - start)
-
-
-def launcher_command(spec: JailSpec) -> list[str]:
-    """The jail's launcher: the platform's own Python, isolated from the environment and the cwd."""
-    return [sys.executable, "-I", "-m", "leadersboard.runner.jail", spec.to_json()]
 
 
 def _launcher_env(sandbox: Sandbox) -> dict[str, str]:
@@ -264,9 +265,8 @@ def _probe(jail: HostJail, scratch_root: Path, python: str) -> tuple[str, str] |
         sandbox = Sandbox(scratch=scratch, command=[python, "-c", ""], env={"PATH": os.defpath},
                           timeout_seconds=PROBE_SECONDS)
         spec = jail.spec(sandbox, [], None, status_write)
-        result = subprocess.run(launcher_command(spec), pass_fds=(status_write,), env=_launcher_env(sandbox),
-                                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=PROBE_SECONDS,
-                                check=False)
+        result = subprocess.run(LAUNCHER, input=spec.to_json(), pass_fds=(status_write,), env=_launcher_env(sandbox),
+                                capture_output=True, text=True, timeout=PROBE_SECONDS, check=False)
     finally:
         os.close(status_write)
         problem = _read_all(status_read)

@@ -28,6 +28,7 @@ from leadersboard.contract import sandbox_key
 from leadersboard.local.mlflow_server import MlflowServer
 from leadersboard.local.redis_server import RedisServer, start_redis
 
+from support.hostile import ALLOCATE_MAIN, DAEMON_MAIN, ESCAPES_MAIN, FILL_MAIN, HOSTILE_MAIN
 from support.instances import create_instance, unique_user
 from support.platform import FORK_MAIN, MLFLOW_MAIN, Platform, processes_with
 
@@ -80,54 +81,6 @@ def run_to_end(platform: Platform, tmp_path: Path, folder: str, main: str) -> tu
     return job, platform.api("GET", f"/jobs/{job_id}/logs", user).text
 
 
-PROBE = '''import ctypes
-import json
-import os
-import socket
-
-import mlflow
-
-
-def attempt(label, action):
-    try:
-        result = action()
-        print(f"{label}: allowed {str(result)[:60]!r}", flush=True)
-    except OSError as exc:
-        print(f"{label}: refused ({type(exc).__name__})", flush=True)
-
-
-def write(path):
-    with open(path, "w") as f:
-        f.write("owned")
-
-'''
-
-HOSTILE_MAIN = PROBE + '''
-def main():
-    home, data = HOME, DATA
-    attempt("read config", lambda: open(f"{home}/leadersboard.yaml").read())
-    attempt("read database", lambda: open(f"{home}/leadersboard.db", "rb").read(16))
-    attempt("read repository", lambda: open(f"{home}/submissions.git/config").read())
-    attempt("list repository", lambda: os.listdir(f"{home}/submissions.git/refs"))
-    attempt("read mlflow store", lambda: open(f"{home}/mlflow.db", "rb").read(16))
-    attempt("read other job", lambda: open(f"{home}/scratch/OTHER/secret.txt").read())
-    attempt("write data set", lambda: write(f"{data}/pcb1/owned"))
-    attempt("write data here", lambda: write("pcb1/owned"))
-    attempt("write site", lambda: write(f"{home}/site/owned"))
-    attempt("write instance", lambda: write(f"{home}/owned"))
-    for name, port in (("api", API), ("redis", REDIS), ("mlflow", MLFLOW)):
-        attempt(f"reach {name}", lambda: socket.create_connection(("127.0.0.1", port), timeout=3).close())
-    attempt("reach internet", lambda: socket.create_connection(("192.0.2.1", 80), timeout=3).close())
-    print(f"data: {sorted(os.listdir('pcb1'))}", flush=True)
-    with mlflow.start_run():
-        mlflow.log_metric("auroc", 0.77)
-
-
-if __name__ == "__main__":
-    main()
-'''
-
-
 def test_a_hostile_submission_reaches_nothing(jailed: Platform, tmp_path: Path, mlflow_server: MlflowServer) -> None:
     home, data = jailed.instance.home, data_folder(jailed.instance.home)
     redis_port = int(jailed.redis_url.rsplit(":", 1)[1].split("/")[0])
@@ -149,37 +102,6 @@ def test_a_hostile_submission_reaches_nothing(jailed: Platform, tmp_path: Path, 
     assert not list(data.rglob("owned")) and not (home / "owned").exists() and not (home / "site" / "owned").exists()
 
 
-ESCAPES_MAIN = PROBE + '''CLONE_NEWNET = 0x40000000
-
-
-def join_network_of(pid):
-    fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
-    if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
-        raise OSError(ctypes.get_errno(), "setns")
-
-
-def mount_over_tmp():
-    if ctypes.CDLL(None, use_errno=True).mount(b"none", b"/tmp", b"tmpfs", 0, None) != 0:
-        raise OSError(ctypes.get_errno(), "mount")
-
-
-def main():
-    pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
-    print(f"visible pids: {json.dumps(pids)}", flush=True)
-    for pid in sorted({os.getppid(), 1, SERVE, *pids} - {os.getpid()}):
-        attempt(f"setns {pid}", lambda: join_network_of(pid))
-        attempt(f"environ {pid}", lambda: open(f"/proc/{pid}/environ", "rb").read())
-    attempt("reach api", lambda: socket.create_connection(("127.0.0.1", API), timeout=3).close())
-    attempt("mount", mount_over_tmp)
-    with mlflow.start_run():
-        mlflow.log_metric("auroc", 0.5)
-
-
-if __name__ == "__main__":
-    main()
-'''
-
-
 def test_no_way_out_through_proc(jailed: Platform, tmp_path: Path) -> None:
     """setns into the parent's network namespace and reading another process's environment: the job
     sees only its own processes, and the jail's first process (root) is out of reach."""
@@ -192,36 +114,10 @@ def test_no_way_out_through_proc(jailed: Platform, tmp_path: Path) -> None:
     assert pids[0] == 1 and len(pids) <= 3, pids  # the jail's init, the job (and a helper it just started)
     tries = [line for line in log.splitlines() if line.startswith(("setns ", "environ "))]
     assert tries and all(": refused (" in line for line in tries), "\n".join(tries)
+    pid_1 = next(line for line in log.splitlines() if line.startswith("pid 1 runs: "))
+    assert "leadersboard.runner.jail" in pid_1 and "hidden" not in pid_1, pid_1  # its spec came on stdin
     assert "reach api: refused" in log and "mount: refused" in log
     assert "REDIS_URL" not in log and jailed.redis_url not in log
-
-
-DAEMON_MAIN = '''import os
-import sys
-import time
-
-import mlflow
-
-
-def main():
-    if os.fork() == 0:
-        os.setsid()
-        if os.fork() == 0:  # a daemon: its own session, no parent, an empty environment
-            os.execve(sys.executable, [sys.executable, "-c", "import time; time.sleep(300)  # MARKER"], {})
-        os._exit(0)
-    deadline = time.monotonic() + 10
-    while not any(b"MARKER" in open(f"/proc/{p}/cmdline", "rb").read()
-                  for p in os.listdir("/proc") if p.isdigit() and p != str(os.getpid())):
-        assert time.monotonic() < deadline, "the daemon did not start"
-        time.sleep(0.1)
-    print("daemon running", flush=True)
-    with mlflow.start_run():
-        mlflow.log_metric("auroc", 0.5)
-
-
-if __name__ == "__main__":
-    main()
-'''
 
 
 def test_a_daemon_dies_with_its_job(jailed: Platform, tmp_path: Path) -> None:
@@ -232,51 +128,11 @@ def test_a_daemon_dies_with_its_job(jailed: Platform, tmp_path: Path) -> None:
     assert processes_with(marker) == [], "a daemon outlived its job"
 
 
-ALLOCATE_MAIN = '''def main():
-    blocks = []
-    for n in range(1, 13):  # 3 GiB, a quarter at a time, every page written
-        blocks.append(b"x" * (256 * 1024 * 1024))
-        print(f"holding {n * 256} MiB", flush=True)
-
-
-if __name__ == "__main__":
-    main()
-'''
-
-
 def test_memory_over_the_limit_ends_the_job_out_of_memory(jailed: Platform, tmp_path: Path) -> None:
     job, log = run_to_end(jailed, tmp_path, "greedy", ALLOCATE_MAIN)
     assert job["status"] == "failed"
     assert f"out of memory: stopped for using more than the sandbox's {MEMORY}" in job["error"], (job, log)
     assert "holding 256 MiB" in log and "holding 1024 MiB" not in log
-
-
-FILL_MAIN = '''import errno
-
-import mlflow
-
-
-def main():
-    written = 0
-    try:
-        with open("filler", "wb") as f:
-            while written < 2048:  # 2 GiB
-                f.write(b"x" * (16 * 1024 * 1024))
-                f.flush()
-                written += 16
-    except OSError as exc:
-        print(f"disk full after {written} MiB ({errno.errorcode[exc.errno]})", flush=True)
-    else:
-        print(f"wrote {written} MiB", flush=True)
-    import os
-    os.remove("filler")
-    with mlflow.start_run():
-        mlflow.log_metric("auroc", 0.5)
-
-
-if __name__ == "__main__":
-    main()
-'''
 
 
 def test_a_disk_fill_stops_at_the_scratch_limit(jailed: Platform, tmp_path: Path) -> None:

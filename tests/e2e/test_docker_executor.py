@@ -35,6 +35,7 @@ from leadersboard.runner.docker_executor import ContainerSpec, create_args
 from leadersboard.runner.image import apt_source
 from leadersboard.runner.sandbox import Sandbox
 
+from support.hostile import DAEMON_MAIN, ESCAPES_MAIN, FILL_MAIN
 from support.instances import LEADERSBOARD, Instance, create_instance, run_cli, unique_user
 from support.platform import (
     EXFILTRATING_MAIN,
@@ -350,6 +351,45 @@ def test_the_container_confines_the_submission(platform: Platform, tmp_path: Pat
     assert "env: sqlite:////job/mlflow.db /job/home /job/tmp" in log
     assert str(home) not in log.split("[leadersboard] container", 1)[1]  # no host path reached the submission
     assert not list((platform.instance.home.parent / "data").rglob("owned"))
+    assert_cleaned_up(platform, job_id)
+
+
+def test_the_container_sees_only_its_own_processes(platform: Platform, tmp_path: Path) -> None:
+    """Docker's PID namespace and /proc: the host's processes (serve, the worker) are not there to
+    read or to join; the container's init, which the job may read, holds only the job's environment."""
+    assert platform.process is not None
+    main = ESCAPES_MAIN.replace("SERVE", str(platform.process.pid)).replace("API", str(platform.port))
+    job_id, job, log = run_to_end(platform, tmp_path, "escape", main)
+
+    assert job["status"] == "completed", (job, log)
+    pids = json.loads(next(line for line in log.splitlines() if line.startswith("visible pids:")).split(":", 1)[1])
+    assert pids[0] == 1 and len(pids) <= 3, pids
+    assert "pid 1 runs: /sbin/docker-init" in log, log
+    joins = [line for line in log.splitlines() if line.startswith("setns ")]
+    assert joins and all(": refused (" in line for line in joins), "\n".join(joins)
+    assert f"environ {platform.process.pid}: refused (FileNotFoundError)" in log
+    assert "allowed 'True'" not in log  # no environment it can read holds the Redis address
+    assert "reach api: refused" in log and "mount: refused" in log
+    assert_cleaned_up(platform, job_id)
+
+
+def test_a_daemon_dies_with_its_container(platform: Platform, tmp_path: Path) -> None:
+    marker = f"lb-daemon-{uuid.uuid4().hex}"
+    job_id, job, log = run_to_end(platform, tmp_path, "daemon", DAEMON_MAIN.replace("MARKER", marker))
+    assert job["status"] == "completed", (job, log)
+    assert "daemon running" in log
+    assert processes_with(marker) == [], "a daemon outlived its container"
+    assert_cleaned_up(platform, job_id)
+
+
+def test_a_disk_fill_stops_at_the_scratch_limit(platform: Platform, tmp_path: Path) -> None:
+    """/job is the worker's tmpfs of `limits.job_scratch_size`, not the host's disk."""
+    job_id, job, log = run_to_end(platform, tmp_path, "filler", FILL_MAIN)
+    assert job["status"] == "completed", (job, log)
+    line = next(line for line in log.splitlines() if line.startswith(("disk full", "wrote")))
+    assert line.startswith("disk full after") and "(ENOSPC)" in line, line
+    assert int(line.split()[3]) < int(SCRATCH.rstrip("m"))
+    assert "docker executor: jobs run confined (image" in platform.log()
     assert_cleaned_up(platform, job_id)
 
 
