@@ -62,6 +62,7 @@ PR_SET_PDEATHSIG = 1
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
 PROBE_PREFIX = "probe-"
+CGROUP_FS = "/sys/fs/cgroup"
 # The jail's launcher (its spec on stdin): the platform's own Python, isolated from the environment and the cwd.
 LAUNCHER = (sys.executable, "-I", "-m", "leadersboard.runner.jail")
 REFUSED_BY_KERNEL = ("namespaces", "mounts")  # the stages of a jail's failure that mean "not on this host"
@@ -232,7 +233,8 @@ def _host_jail(settings: Settings, python: str) -> tuple[HostJail, str]:
     except CgroupError as exc:
         cgroups, missing = None, str(exc)
     uid = settings.runner.sandbox_uid
-    hidden = (str(settings.home), pwd.getpwuid(os.geteuid()).pw_dir)  # the instance; the worker's own home
+    # The instance; the worker's own home; the host's control groups (other jobs' names and usage).
+    hidden = (str(settings.home), pwd.getpwuid(os.geteuid()).pw_dir, CGROUP_FS)
     jail = HostJail(uid=uid, gid=uid, hidden=hidden, readable=tuple(interpreter_folders(python)), limits=resources,
                     memory=limits.job_memory, shm_size=limits.job_shm_size, cgroups=cgroups)
     return jail, missing

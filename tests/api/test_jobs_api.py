@@ -18,7 +18,8 @@ STATUS_KEYS = {"job_id", "submission_id", "status", "benchmark", "created_at", "
 def test_health_and_openapi(api: Api) -> None:
     health = api.request("GET", "/healthz")
     assert health.status_code == 200
-    assert health.json() == {"redis": "ok", "mlflow": "ok", "workers": "none seen", "status": "ok"}
+    assert health.json() == {"redis": "ok", "mlflow": "ok", "workers": "none seen", "sandbox": "none seen",
+                             "sandboxes": {}, "status": "ok"}
     paths = api.request("GET", "/openapi.json").json()["paths"]
     assert {"/submissions", "/jobs", "/jobs/{job_id}/status", "/jobs/{job_id}/logs", "/jobs/{job_id}/cancel"} <= set(
         paths)

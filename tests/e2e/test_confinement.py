@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +29,8 @@ import yaml
 from leadersboard.contract import sandbox_key
 from leadersboard.local.mlflow_server import MlflowServer
 from leadersboard.local.redis_server import RedisServer, start_redis
+from leadersboard.runner.cgroups import CgroupTree, ResourceLimits
+from leadersboard.runner.containers import instance_label
 
 from support.hostile import ALLOCATE_MAIN, DAEMON_MAIN, ESCAPES_MAIN, FILL_MAIN, HOSTILE_MAIN
 from support.instances import create_instance, unique_user
@@ -150,6 +154,29 @@ def test_a_fork_bomb_meets_the_pids_limit(jailed: Platform, tmp_path: Path) -> N
     assert "BlockingIOError after" in refused, refused
     assert int(refused.split(" after ")[1].split()[0]) < PIDS
     assert httpx.get(f"{jailed.base_url}/healthz", timeout=10).status_code == 200
+
+
+def test_the_reconciler_ends_what_an_ended_job_left(jailed: Platform) -> None:
+    """A control group and a scratch folder of a job that is not active (its worker died, say): the
+    reconciler kills what still runs in the group and removes both."""
+    job_id = "e" * 32
+    group = CgroupTree.find(instance_label(jailed.instance.home.resolve())).job(job_id)
+    group.create(ResourceLimits(memory_bytes=256 * 1024**2, cpus=1, pids=16))
+    scratch = jailed.instance.home / "scratch" / job_id
+    scratch.mkdir()
+    left = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    for procs in group.procs_files:
+        Path(procs).write_text(str(left.pid))
+    try:
+        left.wait(timeout=30)
+    finally:
+        left.kill()
+    deadline = time.monotonic() + 30
+    while any(folder.exists() for folder in group.folders) or scratch.exists():
+        assert time.monotonic() < deadline, "the reconciler left the group or the scratch folder"
+        time.sleep(0.2)
+    assert left.returncode == -signal.SIGKILL
+    assert f"removed what ended job {job_id} left on this host" in jailed.log()
 
 
 def test_healthz_and_serve_say_jobs_are_confined(jailed: Platform) -> None:
