@@ -88,11 +88,12 @@ def site_build(home: Path | None, out: Path | None) -> None:
     """Build the leaderboard from the finished jobs in MLflow (needs MLFLOW_TRACKING_URI or the config's)."""
     from leadersboard.site_generator import build_site
 
-    settings = load_settings(home)
+    settings = load_instance(home)
     if not settings.mlflow_tracking_uri:
         raise click.ClickException("No MLflow to read: set MLFLOW_TRACKING_URI (or server.mlflow_tracking_uri).")
     target = out or settings.site_dir
-    report = build_site(settings.mlflow_tracking_uri, target, None if out else settings.site_cache_path)
+    report = build_site(settings.mlflow_tracking_uri, settings.db_path, target,
+                        None if out else settings.site_cache_path)
     click.echo(f"built {target}: {report.ranked} ranked rows on {report.benchmarks} benchmark(s) from "
                f"{report.entries} completed jobs in {report.seconds:.2f} s")
 
