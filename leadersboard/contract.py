@@ -67,6 +67,8 @@ PLATFORM_TAG_PREFIXES = ("mlflow.", "leadersboard.")  # tags a submission may ne
 METRIC_AUROC = "auroc"
 METRIC_F1 = "f1_score"
 METRIC_RUNTIME = "runtime_seconds"
+PLATFORM_METRICS = (METRIC_RUNTIME,)  # measured by the platform: a submission's own values are not copied
+RANKED_METRICS = (METRIC_AUROC, METRIC_F1)  # what the leaderboard ranks on: finite, in [0, 1]
 
 LOG_ARTIFACT_DIR = "leadersboard"  # the job log's folder among the run's artifacts
 LOG_FILE = "job.log"  # the job log's name, in the job's scratch folder and among the artifacts

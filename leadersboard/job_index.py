@@ -20,6 +20,10 @@ _SELECT = (
     "s.folder, s.commit_id, s.entrypoint, s.config_file, s.metadata "
     "FROM jobs j JOIN submissions s ON s.id = j.submission_id"
 )
+_AWAITING = (
+    "SELECT s.job_id, '' AS run_id, s.user, s.benchmark, s.id AS submission_id, s.resource_class, s.created_at, "
+    "s.folder, s.commit_id, s.entrypoint, s.config_file, s.metadata FROM submissions s WHERE s.job_id = ?"
+)
 IN_CHUNK = 500  # run ids per query (SQLite allows 999 parameters by default, older builds)
 
 
@@ -54,6 +58,11 @@ class JobIndex:
 
     def by_job(self, job_id: str) -> JobRecord | None:
         return self._one(f"{_SELECT} WHERE j.id = ?", job_id)
+
+    def awaiting(self, job_id: str) -> JobRecord | None:
+        """A job its submission was admitted with but that is not made yet (a push returns before its
+        jobs exist): its record without a run (`run_id` empty)."""
+        return self._one(_AWAITING, job_id)
 
     def by_run(self, run_id: str) -> JobRecord | None:
         return self._one(f"{_SELECT} WHERE j.run_id = ?", run_id)

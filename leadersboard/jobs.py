@@ -111,7 +111,7 @@ class JobStore:
         `fresh` (the first hand-over of a just-admitted submission) trusts the index alone and skips
         the slower search in MLflow for a run a crash kept out of the index.
         """
-        found = self.find(job_id)
+        found = self._made(job_id)
         if found is None and not fresh:
             found = self._unindexed(sub, job_id)
         if found is not None:
@@ -159,7 +159,16 @@ class JobStore:
         return self._experiments[benchmark]
 
     def find(self, job_id: str) -> Job | None:
-        """The job `job_id`; with the index, only a job the platform recorded."""
+        """The job `job_id`; with the index, only a job the platform recorded, or admitted and is
+        making right now (pending, without a run yet)."""
+        made = self._made(job_id)
+        if made is not None or self.index is None:
+            return made
+        awaiting = self.index.awaiting(job_id)
+        return _awaiting(awaiting) if awaiting else None
+
+    def _made(self, job_id: str) -> Job | None:
+        """The job `job_id` once its run exists."""
         if self.index is not None:
             record = self.index.by_job(job_id)
             return _with_record(job_from_run(self.client.get_run(record.run_id)), record) if record else None
@@ -244,6 +253,14 @@ def _with_record(job: Job, record: JobRecord) -> Job:
                    submission_id=record.submission_id, folder=record.folder, commit=record.commit,
                    entrypoint=record.entrypoint, config_file=record.config_file,
                    resource_class=record.resource_class, created_at=record.created_at)
+
+
+def _awaiting(record: JobRecord) -> Job:
+    """A job admitted but not made yet: pending, with no run."""
+    return Job(id=record.job_id, run_id="", status=JobStatus.PENDING, user=record.user, benchmark=record.benchmark,
+               submission_id=record.submission_id, folder=record.folder, commit=record.commit,
+               entrypoint=record.entrypoint, config_file=record.config_file, resource_class=record.resource_class,
+               created_at=record.created_at)
 
 
 def job_from_run(run: Run) -> Job:

@@ -44,6 +44,11 @@ class RunnerSettings:
     poll_delay_ms: int = 100  # how often an idle worker looks at the queue
     log_max_bytes: int = 1024 * 1024  # the live log kept in Redis (the tail); the artifact keeps 5x this
     max_artifact_bytes: int = 512 * 1024 * 1024  # what a job may copy into MLflow
+    # Copying a job's own MLflow store into its run is bounded: past a limit the job fails, with it.
+    max_copied_runs: int = 100  # runs a job may start
+    max_metric_points: int = 200_000  # metric values (every step of every metric), all runs together
+    max_params: int = 2_000  # params, all runs together
+    copy_timeout_seconds: int = 300  # the copy's wall clock
     # The docker executor (docs/operating.md, "The docker executor"):
     docker_image: str = "leadersboard-sandbox"  # the image jobs run in (`leadersboard image build`)
     docker_memory: str = "16g"  # memory per job, swap none (docker's size syntax: 512m, 16g)

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from mlflow.tracking import MlflowClient
 
 from leadersboard.local.ports import free_port
 
 from .git import GitClient
-from .instances import LEADERSBOARD, Instance
+from .instances import LEADERSBOARD, Instance, create_instance, unique_user
 
 CONFIG = "model: {{}}\ndata: {{name: {dataset}, init_args: {{name: pcb1}}}}\ntrainer: {{}}\n"
 
@@ -169,10 +170,10 @@ class Platform:
         git.git("checkout", "-q", "-b", f"users/{user}", check=True)
         return git
 
-    def submit(self, git: GitClient, folder: str, main: str, dataset: str = "visa") -> str:
-        """Push one folder; the job id the push printed."""
+    def submit(self, git: GitClient, folder: str, main: str, dataset: str = "visa", topic: str | None = None) -> str:
+        """Push one folder (to the user's branch, or a topic branch of theirs); the job id the push printed."""
         git.commit(f"submit {folder}", {"main.py": main, "config.yaml": CONFIG.format(dataset=dataset)}, folder)
-        code, out = git.push(f"users/{git.user}")
+        code, out = git.push(f"HEAD:users/{git.user}/{topic}" if topic else f"users/{git.user}")
         assert code == 0, out
         ids = [line.split(" job ", 1)[1].split()[0] for line in out.splitlines() if f"{folder}: job " in line]
         assert len(ids) == 1, out
@@ -219,3 +220,14 @@ def run_tags(platform: Platform, job: dict[str, Any]) -> tuple[Any, MlflowClient
         [e.experiment_id], f"tags.`leadersboard.job_id` = '{job['job_id']}'")]
     assert len(runs) == 1
     return runs[0], client
+
+
+def new_platform(base: Path, redis_url: str, mlflow_url: str, workers: int = 1,
+                 limits: dict[str, int] | None = None, runner: dict[str, int] | None = None, users: int = 1,
+                 datasets: tuple[str, ...] = ("visa",)) -> Platform:
+    """An instance made by the CLI, with users of unique names and quick upkeep, not yet started."""
+    inst = create_instance(base, limits=limits, datasets=datasets, users=tuple(unique_user() for _ in range(users)))
+    document = yaml.safe_load(inst.config_path.read_text())
+    document["runner"].update({"heartbeat_seconds": 1, "reconcile_seconds": 1, **(runner or {})})
+    inst.config_path.write_text(yaml.safe_dump(document))
+    return Platform(inst, redis_url, mlflow_url, workers)
