@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 
 import yaml
 
+from .datasets import Dataset
 from .names import folder_name_problem
 from .settings import Limits
 
@@ -83,7 +84,7 @@ class FolderReport:
     spec: SubmissionSpec | None = None
 
 
-def check_folder(view: FolderView, datasets: Mapping[str, object], limits: Limits) -> FolderReport:
+def check_folder(view: FolderView, datasets: Mapping[str, Dataset], limits: Limits) -> FolderReport:
     """Run every folder rule on `view`; `spec` is set only when nothing is wrong."""
     name = view.name
     report = FolderReport(folder=name)
@@ -197,7 +198,7 @@ def _check_entrypoint(view: FolderView, path: str, paths: set[str], problems: li
 
 
 def _check_config(
-    view: FolderView, path: str, paths: set[str], datasets: Mapping[str, object], problems: list[Problem]
+    view: FolderView, path: str, paths: set[str], datasets: Mapping[str, Dataset], problems: list[Problem]
 ) -> tuple[str, str] | None:
     shown = f"{view.name}/{path}"
     if path not in paths:
@@ -235,6 +236,11 @@ def _check_config(
     if not isinstance(category, str) or folder_name_problem(category):
         problems.append(Problem("config", shown, "'data.init_args.name' must name the category (e.g. pcb1)",
                                 "set data.init_args.name to the category you are evaluated on"))
+        return None
+    if not datasets[dataset].has_category(category):
+        categories = ", ".join(datasets[dataset].categories) or "(see the operator)"
+        problems.append(Problem("config", shown, f"unknown category {category!r} of {dataset} in data.init_args.name",
+                                f"use one of: {categories}"))
         return None
     return dataset, category
 

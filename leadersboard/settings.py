@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from .datasets import Dataset, DatasetError
+
 CONFIG_FILE = "leadersboard.yaml"
 REPO_DIR = "submissions.git"
 DB_FILE = "leadersboard.db"
@@ -91,7 +93,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     runner: RunnerSettings = field(default_factory=RunnerSettings)
     access: AccessSettings = field(default_factory=AccessSettings)
-    datasets: dict[str, Path] = field(default_factory=dict)
+    datasets: dict[str, Dataset] = field(default_factory=dict)
     redis_url: str | None = None
     mlflow_tracking_uri: str | None = None
     api_host: str = "127.0.0.1"
@@ -143,10 +145,15 @@ class Settings:
         """Where participants reach the API and git (shown in push messages)."""
         return self.public_url or f"http://{self.api_host}:{self.api_port}"
 
-    def current_datasets(self) -> dict[str, Path]:
+    def current_datasets(self) -> dict[str, Dataset]:
         """The registered data sets as the config file says now: `dataset add` needs no restart."""
-        raw = self._live().get("datasets", self.datasets) or {}
-        return {str(k): Path(str(v)) for k, v in raw.items()} if isinstance(raw, dict) else self.datasets
+        live = self._live()
+        if "datasets" not in live:
+            return self.datasets
+        try:
+            return _datasets(live.get("datasets"))
+        except SettingsError:  # a bad edit of a running instance: keep what it started with
+            return self.datasets
 
     def current_access(self) -> AccessSettings:
         """The `access` section as the config file says now: opening the code needs no restart."""
@@ -186,10 +193,7 @@ class Settings:
         _check_runner(runner)
         access = AccessSettings(**_section(raw, "access", AccessSettings))
         _check_access(access)
-        datasets_raw = raw.get("datasets") or {}
-        if not isinstance(datasets_raw, dict):
-            raise SettingsError(f"{path}: 'datasets' must map names to folders")
-        datasets = {str(k): Path(str(v)) for k, v in datasets_raw.items()}
+        datasets = _datasets(raw.get("datasets"))
         server = ServerSection(**_section(raw, "server", ServerSection))
         settings = cls(
             home=root,
@@ -221,6 +225,17 @@ def _check_runner(runner: RunnerSettings) -> None:
     for key in ("docker_cpus", "docker_pids", "sandbox_uid"):
         if getattr(runner, key) < 1:
             raise SettingsError(f"Config 'runner.{key}' must be at least 1")
+
+
+def _datasets(raw: object) -> dict[str, Dataset]:
+    if not raw:
+        return {}
+    if not isinstance(raw, dict):
+        raise SettingsError("Config 'datasets' must map names to data set entries (see `leadersboard dataset add`)")
+    try:
+        return {str(name): Dataset.from_config(str(name), entry) for name, entry in raw.items()}
+    except DatasetError as exc:
+        raise SettingsError(str(exc)) from exc
 
 
 def _check_access(access: AccessSettings) -> None:
@@ -269,7 +284,7 @@ def config_document(settings: Settings) -> dict[str, Any]:
         "limits": {name: getattr(limits, name) for name in limits.__dataclass_fields__},
         "runner": {name: getattr(runner, name) for name in runner.__dataclass_fields__},
         "access": {name: getattr(access, name) for name in access.__dataclass_fields__},
-        "datasets": {name: str(path) for name, path in sorted(settings.datasets.items())},
+        "datasets": {name: dataset.to_config() for name, dataset in sorted(settings.datasets.items())},
         "server": {
             "api_host": settings.api_host,
             "api_port": settings.api_port,

@@ -143,9 +143,9 @@ def ranked_metric_problem(metrics: dict[str, float]) -> str | None:
 def _sandbox(settings: Settings, job: Job, scratch: Path, view: View, gpu: str | None) -> Sandbox:
     work = scratch / WORK_DIR
     dataset = settings.current_datasets().get(job.dataset)
-    if dataset is None or not dataset.is_dir():
+    if dataset is None or not dataset.path.is_dir():
         raise JobFailed(f"the data set {job.dataset!r} is not available on this worker")
-    mounts = {entry.name: entry for entry in sorted(dataset.iterdir()) if entry.is_dir()}
+    mounts = {entry.name: entry for entry in sorted(dataset.path.iterdir()) if entry.is_dir()}
     clash = sorted(name for name in mounts if (work / name).exists())
     if clash:
         raise JobFailed(f"the submission has {', '.join(clash)}, which hides the data set folder of that name; "

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from leadersboard.cli import instance
+from leadersboard.local.datagen import generate_dataset
 from leadersboard.local.mlflow_server import MlflowServer
 from leadersboard.local.redis_server import RedisServer
 from leadersboard.settings import Limits, Settings
@@ -32,7 +33,7 @@ def make_api(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer
         settings = settings.with_overrides(limits=Limits(**limits))
         instance.init(settings)
         data = home.parent / "visa"
-        (data / "pcb1" / "Data" / "Images" / "Normal").mkdir(parents=True)
+        generate_dataset(data, "visa", ("pcb1",), normal=2, anomalous=1, size=32)
         settings = instance.add_dataset(settings, "visa", data)
         store = UserStore(settings.db_path)
         tokens = {}

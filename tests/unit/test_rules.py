@@ -3,15 +3,19 @@ file (and line) and the fix; a folder that breaks none yields what it submits.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from leadersboard.datasets import Dataset
 from leadersboard.rules import Problem, check_folder
 from leadersboard.settings import Limits
 
 from support.instances import GOOD_CONFIG, GOOD_MAIN
 from support.memory import MemoryFolder
 
-DATASETS = {"visa": object(), "miic": object()}
+DATASETS = {"visa": Dataset("visa", Path("/data/visa"), "visa", categories=("pcb1", "candle")),
+            "miic": Dataset("miic", Path("/data/miic"), "folder", categories=("pcb1",))}
 LIMITS = Limits(max_file_bytes=1000, max_submission_bytes=2500)
 
 
@@ -103,6 +107,12 @@ def test_an_entry_function_must_be_top_level() -> None:
 def test_config(config: str, fragment: str, line: int | None) -> None:
     problem = only(good(**{"config.yaml": config}))
     assert problem.rule == "config" and fragment in problem.message and problem.line == line
+
+
+def test_an_unknown_category_lists_the_known_ones() -> None:
+    problem = only(good(**{"config.yaml": GOOD_CONFIG.replace("name: pcb1", "name: pcb9")}))
+    assert problem.message == "unknown category 'pcb9' of visa in data.init_args.name"
+    assert problem.fix == "use one of: pcb1, candle"
 
 
 def test_an_unknown_data_set_lists_the_known_ones() -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import pygit2
 from pygit2.enums import FileMode
 
+from leadersboard.datasets import Dataset
 from leadersboard.folders import GitFolder
 from leadersboard.names import ZERO_OID
 from leadersboard.rules import SUBMISSION_FILE, Problem, check_folder, folder_name_problems
@@ -57,7 +58,7 @@ class PreparedCommit:
             self.quarantine = None
 
 
-def prepare(repo_path: Path, user: str, upload: Upload, datasets: Mapping[str, object],
+def prepare(repo_path: Path, user: str, upload: Upload, datasets: Mapping[str, Dataset],
             limits: Limits) -> PreparedCommit:
     """Build the commit that adds (or replaces) the upload's folder on the tip of its branch and
     check it; `problems` lists every rule it breaks. Raises `UploadError` when there is nothing to
