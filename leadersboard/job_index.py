@@ -17,12 +17,13 @@ from . import db
 
 _SELECT = (
     "SELECT j.id AS job_id, j.run_id, j.user, j.benchmark, j.submission_id, j.resource_class, j.created_at, "
-    "s.folder, s.commit_id, s.entrypoint, s.config_file, s.metadata "
+    "j.scoring, s.folder, s.commit_id, s.entrypoint, s.config_file, s.metadata "
     "FROM jobs j JOIN submissions s ON s.id = j.submission_id"
 )
 _AWAITING = (
     "SELECT s.job_id, '' AS run_id, s.user, s.benchmark, s.id AS submission_id, s.resource_class, s.created_at, "
-    "s.folder, s.commit_id, s.entrypoint, s.config_file, s.metadata FROM submissions s WHERE s.job_id = ?"
+    "'' AS scoring, s.folder, s.commit_id, s.entrypoint, s.config_file, s.metadata "
+    "FROM submissions s WHERE s.job_id = ?"
 )
 IN_CHUNK = 500  # run ids per query (SQLite allows 999 parameters by default, older builds)
 
@@ -41,6 +42,7 @@ class JobRecord:
     resource_class: str | None
     created_at: float  # when its submission was admitted
     method: str  # submission.yaml's `method`, or ""
+    scoring: str = "self_reported"  # how its benchmark was scored
 
 
 class JobIndex:
@@ -48,13 +50,13 @@ class JobIndex:
         self.db_path = db_path
 
     def add(self, job_id: str, run_id: str, submission_id: str, user: str, benchmark: str,
-            resource_class: str | None, created_at: float) -> None:
+            resource_class: str | None, created_at: float, scoring: str = "self_reported") -> None:
         """Record a job once (a replayed event changes nothing)."""
         with db.connect(self.db_path) as conn:
             conn.execute(
-                "INSERT OR IGNORE INTO jobs (id, run_id, submission_id, user, benchmark, resource_class, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (job_id, run_id, submission_id, user, benchmark, resource_class, created_at))
+                "INSERT OR IGNORE INTO jobs (id, run_id, submission_id, user, benchmark, resource_class, created_at, "
+                "scoring) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (job_id, run_id, submission_id, user, benchmark, resource_class, created_at, scoring))
 
     def by_job(self, job_id: str) -> JobRecord | None:
         return self._one(f"{_SELECT} WHERE j.id = ?", job_id)
@@ -97,4 +99,5 @@ def _record(row: Any) -> JobRecord:
         job_id=row["job_id"], run_id=row["run_id"], user=row["user"], benchmark=row["benchmark"],
         submission_id=row["submission_id"], folder=row["folder"], commit=row["commit_id"],
         entrypoint=row["entrypoint"], config_file=row["config_file"], resource_class=row["resource_class"],
-        created_at=float(row["created_at"]), method=method if isinstance(method, str) else "")
+        created_at=float(row["created_at"]), method=method if isinstance(method, str) else "",
+        scoring=row["scoring"] or "self_reported")

@@ -79,6 +79,7 @@ class Job:
     error: str | None = None
     worker: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    scoring: str = "self_reported"  # how its benchmark is scored: self_reported or verified
 
     @property
     def dataset(self) -> str:
@@ -90,7 +91,7 @@ class Job:
             "job_id": self.id, "submission_id": self.submission_id, "status": self.status,
             "benchmark": self.benchmark, "created_at": _iso(self.created_at), "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at), "metrics": self.metrics, "error": self.error,
-            "user": self.user, "submission": self.folder, "commit": self.commit,
+            "user": self.user, "submission": self.folder, "commit": self.commit, "scoring": self.scoring,
         }
 
 
@@ -105,11 +106,12 @@ class JobStore:
         self.admission = admission
         self._experiments: dict[str, str] = {}
 
-    def create(self, sub: Submission, job_id: str, fresh: bool = False) -> Job:
+    def create(self, sub: Submission, job_id: str, fresh: bool = False, scoring: str = "self_reported") -> Job:
         """The job `job_id` for `sub`, created once: a replayed event finds the existing one.
 
         `fresh` (the first hand-over of a just-admitted submission) trusts the index alone and skips
-        the slower search in MLflow for a run a crash kept out of the index.
+        the slower search in MLflow for a run a crash kept out of the index. `scoring` is how its
+        benchmark is scored, fixed when the job is made.
         """
         found = self._made(job_id)
         if found is None and not fresh:
@@ -121,7 +123,7 @@ class JobStore:
             c.TAG_SUBMISSION_ID: sub.id, c.TAG_FOLDER: sub.folder, c.TAG_COMMIT: sub.commit_id,
             c.TAG_GIT_COMMIT: sub.commit_id, c.TAG_BENCHMARK: sub.benchmark,
             c.TAG_SUBMITTED_AT: f"{sub.created_at:.3f}", c.TAG_ENTRYPOINT: sub.entrypoint,
-            c.TAG_CONFIG: sub.config_file, "mlflow.user": sub.user,
+            c.TAG_CONFIG: sub.config_file, "mlflow.user": sub.user, c.TAG_SCORING: scoring,
         }
         if sub.resource_class:
             tags[c.TAG_RESOURCE_CLASS] = sub.resource_class
@@ -244,7 +246,7 @@ class JobStore:
     def _index(self, job: Job) -> None:
         if self.index is not None:
             self.index.add(job.id, job.run_id, job.submission_id, job.user, job.benchmark, job.resource_class,
-                           job.created_at)
+                           job.created_at, job.scoring)
 
 
 def _with_record(job: Job, record: JobRecord) -> Job:
@@ -252,7 +254,7 @@ def _with_record(job: Job, record: JobRecord) -> Job:
     return replace(job, id=record.job_id, user=record.user, benchmark=record.benchmark,
                    submission_id=record.submission_id, folder=record.folder, commit=record.commit,
                    entrypoint=record.entrypoint, config_file=record.config_file,
-                   resource_class=record.resource_class, created_at=record.created_at)
+                   resource_class=record.resource_class, created_at=record.created_at, scoring=record.scoring)
 
 
 def _awaiting(record: JobRecord) -> Job:
@@ -260,7 +262,7 @@ def _awaiting(record: JobRecord) -> Job:
     return Job(id=record.job_id, run_id="", status=JobStatus.PENDING, user=record.user, benchmark=record.benchmark,
                submission_id=record.submission_id, folder=record.folder, commit=record.commit,
                entrypoint=record.entrypoint, config_file=record.config_file, resource_class=record.resource_class,
-               created_at=record.created_at)
+               created_at=record.created_at, scoring=record.scoring)
 
 
 def job_from_run(run: Run) -> Job:
@@ -276,6 +278,7 @@ def job_from_run(run: Run) -> Job:
         resource_class=tags.get(c.TAG_RESOURCE_CLASS), created_at=float(tags.get(c.TAG_SUBMITTED_AT, 0)),
         started_at=float(started) if started else None, finished_at=finished, error=tags.get(c.TAG_ERROR),
         worker=tags.get(c.TAG_WORKER), metrics=dict(run.data.metrics),
+        scoring=tags.get(c.TAG_SCORING, "self_reported"),
     )
 
 

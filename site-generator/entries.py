@@ -29,6 +29,7 @@ class Entry:
     auroc: float
     f1_score: float | None
     runtime_seconds: float | None
+    scoring: str = "self_reported"  # verified: the platform computed the scores from the job's predictions
 
     @property
     def finished_at(self) -> float:
@@ -69,6 +70,7 @@ def entry_from_run(run: Run, record: JobRecord) -> Entry | None:
         auroc=auroc,
         f1_score=_number(metrics.get(c.METRIC_F1)),
         runtime_seconds=_number(metrics.get(c.METRIC_RUNTIME)),
+        scoring=record.scoring,
     )
 
 

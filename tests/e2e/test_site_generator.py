@@ -85,7 +85,7 @@ def new_benchmark() -> str:
 def finish_job(where: Tracked, benchmark: str, user: str, folder: str, auroc: float | None,
                f1: float | None = 0.5, *, status: str = "completed", submitted_at: float | None = None,
                end_time_ms: int | None = None, method: str | None = None, commit: str | None = None,
-               runtime: float = 12.5, indexed: bool = True) -> str:
+               runtime: float = 12.5, indexed: bool = True, scoring: str = "self_reported") -> str:
     """A job as the platform records it: its run (experiment named like the benchmark, tags, metrics,
     end state) and, unless `indexed` is false, its submission and job rows in the instance database."""
     client = where.mlflow
@@ -116,11 +116,11 @@ def finish_job(where: Tracked, benchmark: str, user: str, folder: str, auroc: fl
     elif status == "pending":
         client.update_run(run_id, status="SCHEDULED")
     if indexed:
-        record(where.db_path, run_id, tags, method)
+        record(where.db_path, run_id, tags, method, scoring)
     return run_id
 
 
-def record(db_path: Path, run_id: str, tags: dict[str, str], method: str | None) -> None:
+def record(db_path: Path, run_id: str, tags: dict[str, str], method: str | None, scoring: str) -> None:
     """The rows the service writes when it admits a submission and makes its job."""
     sub_id = tags[names.TAG_SUBMISSION_ID]
     submitted = float(tags[names.TAG_SUBMITTED_AT])
@@ -130,7 +130,8 @@ def record(db_path: Path, run_id: str, tags: dict[str, str], method: str | None)
                      (sub_id, tags[names.TAG_USER], tags[names.TAG_COMMIT], tags[names.TAG_FOLDER], "refs/heads/x",
                       "0" * 40, "main.py", "config.yaml", tags[names.TAG_BENCHMARK],
                       json.dumps({"method": method} if method is not None else {}), submitted, run_id))
-    JobIndex(db_path).add(run_id, run_id, sub_id, tags[names.TAG_USER], tags[names.TAG_BENCHMARK], None, submitted)
+    JobIndex(db_path).add(run_id, run_id, sub_id, tags[names.TAG_USER], tags[names.TAG_BENCHMARK], None, submitted,
+                          scoring)
 
 
 # ------------------------------------------------------------------------------------------ reading a site
@@ -298,6 +299,25 @@ def test_the_platform_record_not_the_run_tags_says_whose_and_where(client: Track
     document = json.loads((tmp_path / "site" / "leaderboard.json").read_text(encoding="utf-8"))
     assert elsewhere not in [item["benchmark"] for item in document["benchmarks"]]
     assert "mallory" not in (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+
+
+def test_the_site_says_how_each_row_was_scored(client: Tracked, tmp_path: Path) -> None:
+    verified, mixed = new_benchmark(), new_benchmark()
+    finish_job(client, verified, "vera", "v", 0.9, scoring="verified")
+    finish_job(client, mixed, "vera", "v", 0.9, scoring="verified")
+    finish_job(client, mixed, "sam", "s", 0.8)
+    build(client, tmp_path / "site")
+    assert board(tmp_path / "site", verified)["scoring"] == "verified"
+    mixed_board = board(tmp_path / "site", mixed)
+    assert mixed_board["scoring"] == "mixed"
+    assert [(row["user"], row["scoring"]) for row in mixed_board["ranking"]] == [
+        ("vera", "verified"), ("sam", "self_reported")]
+    page = (tmp_path / "site" / mixed_board["page"]).read_text(encoding="utf-8")
+    assert "Mixed: rows marked" in page and page.count('class="badge verified" title="Verified:') == 1
+    page = (tmp_path / "site" / board(tmp_path / "site", verified)["page"]).read_text(encoding="utf-8")
+    assert "Verified: the platform scores every job" in page
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "site" / "leaderboard.csv").read_text(encoding="utf-8"))))
+    assert {row["scoring"] for row in rows if row["benchmark"] == mixed} == {"verified", "self_reported"}
 
 
 # ------------------------------------------------------------------------------------------ escaping
