@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user, created_at);
+CREATE INDEX IF NOT EXISTS jobs_run ON jobs(run_id);  -- a run's owner, for the MLflow gateway
 """
 
 

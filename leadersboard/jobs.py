@@ -203,6 +203,14 @@ class JobStore:
         # Last: whoever reads the final status also finds the end time and the reason.
         self.client.set_tag(run_id, c.TAG_STATUS, status)
 
+    def run_owner(self, run_id: str) -> str | None:
+        """Who submitted the job whose run is `run_id`, by the instance's index (never by a tag)."""
+        if self.db_path is None:
+            return None
+        with db.connect(self.db_path) as conn:
+            row = conn.execute("SELECT user FROM jobs WHERE run_id = ?", (run_id,)).fetchone()
+        return str(row["user"]) if row else None
+
     def _indexed_run(self, job_id: str) -> str | None:
         if self.db_path is None:
             return None
