@@ -67,7 +67,8 @@ PUBLIC, ADMIN = Access.PUBLIC, Access.ADMIN
 READS: tuple[Read, ...] = tuple([
     # The UI: its page, files and the probes it makes at start.
     *_reads("GET", PUBLIC, "/", "/static-files/<path:path>", "/health", "/version",
-            *_both("3.0/mlflow/server-info"), "/ajax-api/3.0/mlflow/ui-telemetry"),
+            *_both("3.0/mlflow/server-info"), "/ajax-api/3.0/mlflow/ui-telemetry",
+            "/ajax-api/2.0/mlflow/gateway-proxy"),  # GET only lists AI-gateway endpoints (MLflow checks the path)
     # Experiments, runs, metrics: what the leaderboard shows anyway.
     *_reads("GET", PUBLIC, *_both("2.0/mlflow/experiments/get"), *_both("2.0/mlflow/experiments/get-by-name"),
             *_both("2.0/mlflow/runs/get"), *_both("2.0/mlflow/metrics/get-history"),
