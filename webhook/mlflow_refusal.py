@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from .auth import BASIC_CHALLENGE
 
-READ_ONLY = ("MLflow is read-only here: results are written by the platform, and this gateway forwards only "
-             "MLflow's reads")
+READ_ONLY = ("MLflow is read-only here: the platform writes the results, and this gateway passes only the reads "
+             "it knows")
 NOT_YOURS = "These artifacts are not yours: a run's artifacts are readable by its owner and admins only"
 ADMINS_ONLY = "Only admins read this through the MLflow gateway"
 
