@@ -30,7 +30,7 @@ from .common import home_option, load_instance, load_settings
               help="How workers run submissions (default: runner.executor).")
 def serve(home: Path | None, api_port: int | None, web_port: int | None, mlflow_port: int | None, host: str | None,
           workers: int, executor: str | None) -> None:
-    """Run the platform: Redis and MLflow (unless configured), workers, API and git over HTTP, web form."""
+    """Run the platform: Redis and MLflow (unless configured), workers, API and git, web form, MLflow gateway."""
     from .serve import ServeError
     from .serve import serve as run
 
