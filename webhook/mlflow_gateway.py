@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
 
@@ -61,14 +62,22 @@ class MlflowGateway:
             return
         if scope["type"] != "http":
             return
+        started = False
+
+        async def tracked(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self._serve(scope, receive, send)
-        except Refusal as refusal:  # raised before any answer started
-            body = json.dumps({"detail": refusal.detail}).encode()
-            await send({"type": "http.response.start", "status": refusal.status,
-                        "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-store"),
-                                    (b"content-length", str(len(body)).encode()), *refusal.headers]})
-            await send({"type": "http.response.body", "body": body})
+            await self._serve(scope, receive, tracked)
+        except Refusal as refusal:
+            if not started:
+                await _json(send, refusal)
+        except Exception:
+            log.exception("the MLflow gateway failed on %s %s", scope["method"], scope["path"])
+            if not started:  # else the body stays short: the server drops the connection
+                await _json(send, Refusal(500, "Internal server error; the operators have the details"))
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         method, path = scope["method"], scope["path"]
@@ -124,6 +133,14 @@ class MlflowGateway:
                 log.warning("the tracking server broke off an answer (%s)", type(exc).__name__)
                 return
             await send({"type": "http.response.body", "body": b""})
+
+
+async def _json(send: Send, refusal: Refusal) -> None:
+    body = json.dumps({"detail": refusal.detail}).encode()
+    await send({"type": "http.response.start", "status": refusal.status,
+                "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-store"),
+                            (b"content-length", str(len(body)).encode()), *refusal.headers]})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _read_body(scope: Scope, receive: Receive) -> bytes:

@@ -12,7 +12,7 @@ NOT_YOURS = "These artifacts are not yours: a run's artifacts are readable by it
 ADMINS_ONLY = "Only admins read this through the MLflow gateway"
 
 
-@dataclass
+@dataclass(eq=False)
 class Refusal(Exception):
     """An answer `{"detail": ...}` with `status` (and `headers`), given instead of MLflow's."""
 

@@ -65,7 +65,10 @@ class Upstream:
         if answer.status_code != 200:
             log.warning("the tracking server answered %s to %s", answer.status_code, path)
             raise Refusal(502, "The tracking server behind the gateway failed to answer")
-        document = answer.json()
+        try:
+            document = answer.json()
+        except ValueError as exc:
+            raise Refusal(502, "The tracking server behind the gateway answered what is not JSON") from exc
         return document if isinstance(document, dict) else None
 
     @asynccontextmanager

@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 import httpx
 import pytest
@@ -99,7 +100,7 @@ def test_artifacts_are_the_owners_over_real_http(platform: Platform, finished_jo
 
 
 def test_a_participant_reads_their_run_in_the_mlflow_ui(platform: Platform, finished_job: dict[str, Any]) -> None:
-    alice = next(iter(platform.instance.tokens))
+    alice, bob = platform.instance.tokens
     run = _job_run(platform, finished_job["job_id"], alice)
     with browser_page() as page:
         page.answer_sign_in(alice, platform.instance.tokens[alice])
@@ -110,8 +111,14 @@ def test_a_participant_reads_their_run_in_the_mlflow_ui(platform: Platform, fini
         assert [(ch["scheme"], ch["realm"]) for ch in page.challenges] == [("basic", "LeadersBoard")]
         page.click(f"a[href='#/experiments/{run['info']['experiment_id']}']")
         # "Model training" is the view: the runs table, where her run is.
-        page.wait_for(f"document.body.innerText.includes({run['info']['run_name']!r})", timeout=60)
+        shown = f"document.body.innerText.includes({run['info']['run_name']!r})"
+        page.wait_for(shown, timeout=60)
         assert "workflowType=machine_learning" in page.evaluate("location.hash")
+        # The search the participants' guide gives finds one's own runs, and only those.
+        for user, found in ((bob, False), (alice, True)):
+            page.type("input[data-testid='search-box']", f'tags.leadersboard.user = "{user}"')
+            page.press_enter()
+            page.wait_for(f"location.hash.includes({quote_plus(user)!r}) && {'' if found else '!'}{shown}")
 
         page.goto(f"{platform.mlflow_gateway_url}/?ui#/experiments/{run['info']['experiment_id']}/runs/"
                   f"{run['info']['run_id']}/artifacts")

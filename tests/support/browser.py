@@ -171,6 +171,12 @@ class Page:
                       "e.select && e.select(); })()")
         self.send("Input.insertText", text=text)
 
+    def press_enter(self) -> None:
+        """The Enter key, in whatever has the focus (a search box submits)."""
+        self.send("Input.dispatchKeyEvent", type="keyDown", key="Enter", code="Enter", windowsVirtualKeyCode=13,
+                  text="\r")
+        self.send("Input.dispatchKeyEvent", type="keyUp", key="Enter", code="Enter", windowsVirtualKeyCode=13)
+
     def set_files(self, selector: str, paths: list[Path]) -> None:
         root = self.send("DOM.getDocument")["root"]["nodeId"]
         node = self.send("DOM.querySelector", nodeId=root, selector=selector)["nodeId"]
