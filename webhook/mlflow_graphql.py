@@ -32,6 +32,7 @@ PUBLIC_FIELDS = frozenset({
     "mlflowSearchModelVersions", "test", "__typename", "__schema", "__type",
 })
 ARTIFACT_FIELDS = frozenset({"mlflowListArtifacts"})  # argument `input: {runId | runUuid}`
+MAX_TOKENS = 20_000  # the UI's largest query has ~300: a bound on the work one request makes here
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,12 @@ def check_graphql(document: Any) -> GraphqlRequest:
     """The request to forward for a JSON body `document`; Refusal when it is not a plain read."""
     if not isinstance(document, dict) or not isinstance(document.get("query"), str):
         raise Refusal(400, "A GraphQL request is a JSON object with a 'query' string")
-    variables = document.get("variables") or {}
+    variables = document.get("variables")
     operation_name = document.get("operationName")
-    if not isinstance(variables, dict) or not isinstance(operation_name, str | None):
+    if not isinstance(variables, dict | None) or not isinstance(operation_name, str | None):
         raise Refusal(400, "GraphQL 'variables' must be an object and 'operationName' a string")
     try:
-        parsed = parse(document["query"])
+        parsed = parse(document["query"], max_tokens=MAX_TOKENS)
     except GraphQLError as exc:
         raise Refusal(400, f"Not a GraphQL document: {exc.message}") from exc
     fragments = {d.name.value: d for d in parsed.definitions if isinstance(d, FragmentDefinitionNode)}
@@ -61,27 +62,30 @@ def check_graphql(document: Any) -> GraphqlRequest:
             continue
         if not isinstance(definition, OperationDefinitionNode) or definition.operation != OperationType.QUERY:
             raise Refusal(403, "MLflow is read-only here: GraphQL mutations are refused")
-        for fld in _top_fields(definition.selection_set, fragments, set()):
-            runs |= _field_runs(fld, variables)
+        for fld in _top_fields(definition.selection_set, fragments):
+            runs |= _field_runs(fld, variables or {})
     body = {"query": document["query"], "variables": variables or None, "operationName": operation_name}
     return GraphqlRequest(body, frozenset(runs))
 
 
-def _top_fields(selections: SelectionSetNode, fragments: dict[str, FragmentDefinitionNode],
-                seen: set[str]) -> list[FieldNode]:
-    """The fields asked of the root type, through fragments (each expanded once: no cycles)."""
+def _top_fields(selections: SelectionSetNode, fragments: dict[str, FragmentDefinitionNode]) -> list[FieldNode]:
+    """The fields asked of the root type, through fragments (each expanded once: no cycles); a loop,
+    not recursion, so no nesting exhausts the stack."""
     fields: list[FieldNode] = []
-    for node in selections.selections:
+    seen: set[str] = set()
+    waiting = list(selections.selections)
+    while waiting:
+        node = waiting.pop()
         if isinstance(node, FieldNode):
             fields.append(node)
         elif isinstance(node, InlineFragmentNode):
-            fields += _top_fields(node.selection_set, fragments, seen)
+            waiting += node.selection_set.selections
         elif isinstance(node, FragmentSpreadNode) and node.name.value not in seen:
             seen.add(node.name.value)
             fragment = fragments.get(node.name.value)
             if fragment is None:
                 raise Refusal(400, f"GraphQL fragment {node.name.value!r} is not defined")
-            fields += _top_fields(fragment.selection_set, fragments, seen)
+            waiting += fragment.selection_set.selections
     return fields
 
 
