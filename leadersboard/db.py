@@ -55,7 +55,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     scoring TEXT NOT NULL DEFAULT 'self_reported'
 );
 CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user, created_at);
-CREATE INDEX IF NOT EXISTS jobs_run ON jobs(run_id);
+CREATE INDEX IF NOT EXISTS jobs_run ON jobs(run_id);  -- a run's owner, for the MLflow gateway
 """
 
 

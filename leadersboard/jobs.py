@@ -243,6 +243,11 @@ class JobStore:
         # Last: whoever reads the final status also finds the end time and the reason.
         self.client.set_tag(run_id, c.TAG_STATUS, status)
 
+    def run_owner(self, run_id: str) -> str | None:
+        """Who submitted the job whose run is `run_id`, by the instance's index (never by a tag)."""
+        record = self.index.by_run(run_id) if self.index is not None else None
+        return record.user if record else None
+
     def _index(self, job: Job) -> None:
         if self.index is not None:
             self.index.add(job.id, job.run_id, job.submission_id, job.user, job.benchmark, job.resource_class,

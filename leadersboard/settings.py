@@ -74,7 +74,7 @@ class ServerSection:
     api_host: str = "127.0.0.1"
     api_port: int = 8010
     web_port: int = 8501
-    mlflow_port: int = 5010
+    mlflow_port: int = 5010  # the MLflow gateway (participants' read-only MLflow), not the tracking server
     redis_url: str = ""
     mlflow_tracking_uri: str = ""
     public_url: str = ""

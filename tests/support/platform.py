@@ -91,6 +91,7 @@ class Platform:
         self.workers = workers
         self.port = free_port()
         self.web_port = free_port()
+        self.mlflow_port = free_port()  # the MLflow gateway's
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = instance.home / f"serve-{self.port}.log"
         self.extra_workers: list[subprocess.Popen[bytes]] = []
@@ -105,14 +106,20 @@ class Platform:
                    MLFLOW_TRACKING_URI=self.mlflow_url, MLFLOW_DISABLE_TELEMETRY="true", PYTHONUNBUFFERED="1")
         return env
 
-    def start(self) -> Platform:
+    @property
+    def mlflow_gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.mlflow_port}"
+
+    def start(self, timeout: float = 60) -> Platform:
+        """Start serve; returns once /healthz answers 200 (a serve that starts its own MLflow server
+        on a fresh database needs longer)."""
         assert LEADERSBOARD
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [LEADERSBOARD, "serve", "--api-port", str(self.port), "--web-port", str(self.web_port),
-                 "--workers", str(self.workers), *self.serve_args],
+                 "--mlflow-port", str(self.mlflow_port), "--workers", str(self.workers), *self.serve_args],
                 env=self.env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout
         while True:
             assert self.process.poll() is None, f"serve exited:\n{self.log()}"
             try:
