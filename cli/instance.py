@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from leadersboard import db
+from leadersboard import db, safe_yaml
 from leadersboard.dataset_layouts import LayoutError
 from leadersboard.datasets import Dataset, DatasetError, register
 from leadersboard.hooks import install as install_hooks
@@ -97,7 +97,7 @@ def remove_dataset(settings: Settings, name: str) -> Settings:
 
 
 def _write_datasets(settings: Settings, datasets: dict[str, Dataset]) -> Settings:
-    document = yaml.safe_load(settings.config_path.read_text(encoding="utf-8")) or {}
+    document = safe_yaml.load(settings.config_path.read_text(encoding="utf-8")) or {}
     document["datasets"] = {key: value.to_config() for key, value in sorted(datasets.items())}
     write_config(settings, document)
     return replace(settings, datasets=datasets)

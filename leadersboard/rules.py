@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 
 import yaml
 
+from . import safe_yaml
 from .datasets import Dataset
 from .names import folder_name_problem
 from .settings import Limits
@@ -247,7 +248,7 @@ def _check_config(
 
 def _load_yaml(raw: bytes, shown: str, rule: str) -> tuple[Any, Problem | None]:
     try:
-        return yaml.safe_load(raw.decode("utf-8")), None
+        return safe_yaml.load(raw.decode("utf-8")), None
     except UnicodeDecodeError:
         return None, Problem(rule, shown, "not UTF-8 text", "save the file as UTF-8")
     except yaml.YAMLError as exc:

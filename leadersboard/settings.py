@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from . import safe_yaml
 from .datasets import Dataset, DatasetError
 
 CONFIG_FILE = "leadersboard.yaml"
@@ -247,7 +248,7 @@ def _read_config(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_yaml.load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise SettingsError(f"{path}: not valid YAML: {exc}") from exc
     if data is None:

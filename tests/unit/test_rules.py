@@ -144,3 +144,10 @@ def test_submission_yaml(document: str, fragment: str) -> None:
 def test_every_problem_of_a_folder_is_reported_at_once() -> None:
     found = problems({"main.py": "def helper(): pass\n", "config.yaml": "- x\n", "w.bin": b"x" * 1001}, name="bad@")
     assert sorted(p.rule for p in found) == ["config", "entrypoint", "file-size", "folder-name"]
+
+
+def test_an_alias_bomb_is_a_config_problem_not_a_stall() -> None:
+    bomb = 'a: &a ["x","x","x"]\nb: &b [*a,*a,*a]\nc: [*b,*b,*b]\n'
+    problem = only(good(**{"config.yaml": bomb}))
+    assert (problem.rule, problem.line) == ("config", 2)
+    assert problem.message == "not valid YAML: aliases (*a) are not allowed: write the value out"

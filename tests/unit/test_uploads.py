@@ -75,3 +75,9 @@ def test_push_options() -> None:
     options, problems = parse_push_options(["run=maybe", "colour=red"])
     assert options == PushOptions() and [p.rule for p in problems] == ["push-option", "push-option"]
     assert problems[0].path == "-o run=maybe" and "-o run=false" in problems[0].fix
+
+
+def test_deeply_nested_metadata_is_refused() -> None:
+    for depth in (17, 100_000):
+        with pytest.raises(UploadError, match="'metadata' is nested more than 16 levels deep"):
+            Upload.from_form({"metadata": '{"a": ' + "[" * depth + "]" * depth + "}"}, files("main.py"))
