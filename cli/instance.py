@@ -23,6 +23,7 @@ REPO_CONFIG = {
     "receive.advertisePushOptions": "true",
     "receive.denyNonFastForwards": "true",
     "receive.denyDeletes": "true",
+    "receive.fsckObjects": "true",  # malformed objects (a tree entry '..' or '.git') never enter the repository
     "http.receivepack": "true",
     "core.logAllRefUpdates": "true",
 }

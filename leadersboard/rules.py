@@ -29,7 +29,8 @@ REQUIRED_CONFIG_KEYS = ("model", "data", "trainer")
 SUBMISSION_KEYS: dict[str, type] = {"entrypoint": str, "config": str, "method": str, "description": str}
 MAX_TEXT = 2000
 
-EntryKind = Literal["file", "symlink", "submodule"]
+EntryKind = Literal["file", "symlink", "submodule", "too-deep"]
+MAX_DEPTH = 32  # folders within a submission folder
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,14 @@ def _content_problems(folder: str, entries: list[Entry], limits: Limits) -> Iter
     total = 0
     for entry in entries:
         shown = f"{folder}/{entry.path}"
-        if entry.kind == "symlink":
+        reserved = reserved_name(entry.path)
+        if reserved:
+            yield Problem("path", shown, f"{reserved!r} is a name git keeps for itself",
+                          "rename it (names like .git, .GIT, .git. or git~1 cannot be stored or checked out)")
+        if entry.kind == "too-deep":
+            yield Problem("path", shown, f"folders nest more than {MAX_DEPTH} levels deep here",
+                          "flatten the folder structure")
+        elif entry.kind == "symlink":
             yield Problem("symlink", shown, "symbolic links are not allowed",
                           "replace the link with the file itself (git rm --cached, then add the real file)")
         elif entry.kind == "submodule":
@@ -130,6 +138,14 @@ def _content_problems(folder: str, entries: list[Entry], limits: Limits) -> Iter
         yield Problem("submission-size", f"{folder}/",
                       f"the folder holds {_mb(total)}, over the {_mb(limits.max_submission_bytes)} limit",
                       "remove large files from the folder")
+
+
+def reserved_name(path: str) -> str | None:
+    """A part of `path` that git refuses in a tree (or that some file systems take for `.git`), or None."""
+    for part in path.split("/"):
+        if part.rstrip(". ").lower() in (".git", "git~1"):
+            return part
+    return None
 
 
 def _read_submission_yaml(

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pygit2
 import pytest
+from pygit2.enums import FileMode
 
 from leadersboard.datasets import Dataset
+from leadersboard.folders import GitFolder
 from leadersboard.rules import Problem, check_folder
 from leadersboard.settings import Limits
 
@@ -151,3 +154,30 @@ def test_an_alias_bomb_is_a_config_problem_not_a_stall() -> None:
     problem = only(good(**{"config.yaml": bomb}))
     assert (problem.rule, problem.line) == ("config", 2)
     assert problem.message == "not valid YAML: aliases (*a) are not allowed: write the value out"
+
+
+@pytest.mark.parametrize("path", ["x/.git/config", ".GIT", "a/.git./b.py", "git~1/x", "a/.git  /b"])
+def test_names_git_keeps_for_itself(path: str) -> None:
+    problem = only(good(**{path: "x"}))
+    assert problem.rule == "path" and "is a name git keeps for itself" in problem.message
+
+
+@pytest.mark.parametrize("levels", [40, 1100])
+def test_folders_nested_too_deep(tmp_path: Path, levels: int) -> None:
+    """A real git tree nested `levels` deep (a pushed one may nest thousands): one clear problem."""
+    repo = pygit2.init_repository(str(tmp_path / "r.git"), bare=True)
+    node = repo.TreeBuilder()
+    node.insert("leaf.txt", repo.create_blob(b"x"), FileMode.BLOB)
+    tree_id = node.write()
+    for _ in range(levels):
+        parent = repo.TreeBuilder()
+        parent.insert("d", tree_id, FileMode.TREE)
+        tree_id = parent.write()
+    top = repo.TreeBuilder()
+    top.insert("main.py", repo.create_blob(GOOD_MAIN.encode()), FileMode.BLOB)
+    top.insert("config.yaml", repo.create_blob(GOOD_CONFIG.encode()), FileMode.BLOB)
+    top.insert("deep", tree_id, FileMode.TREE)
+    folder = GitFolder(repo, repo[top.write()].peel(pygit2.Tree), "m")
+    found = check_folder(folder, DATASETS, LIMITS).problems
+    assert [(p.rule, p.message) for p in found] == [("path", "folders nest more than 32 levels deep here")]
+    assert found[0].path == "m/deep" + "/d" * 31

@@ -81,7 +81,10 @@ def prepare(repo_path: Path, user: str, upload: Upload, datasets: Mapping[str, D
     prepared.quarantine = Path(tempfile.mkdtemp(prefix=QUARANTINE_PREFIX, dir=Path(repo.path) / "objects"))
     try:
         _write_into(repo, prepared.quarantine)
-        tree_id = _folder_tree(repo, upload)
+        try:
+            tree_id = _folder_tree(repo, upload)
+        except pygit2.GitError as exc:  # a name git refuses that the form's own checks let through
+            raise UploadError(f"git cannot store these files: {exc}") from exc
         if base is not None and folder in base and base[folder].id == tree_id:
             raise UploadError(f"Nothing to submit: {folder}/ on {short} holds exactly these files already")
         root = repo.TreeBuilder(base) if base is not None else repo.TreeBuilder()

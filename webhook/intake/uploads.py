@@ -20,7 +20,7 @@ import yaml
 
 from leadersboard.admission import Refusal
 from leadersboard.names import RESOURCE_CLASS, user_branch
-from leadersboard.rules import DEFAULT_CONFIG, DEFAULT_ENTRYPOINT, SUBMISSION_FILE, Problem
+from leadersboard.rules import DEFAULT_CONFIG, DEFAULT_ENTRYPOINT, MAX_DEPTH, SUBMISSION_FILE, Problem, reserved_name
 
 FILES_FIELD = "files"
 TEXT_FIELDS = ("entrypoint", "config_file", "metadata", "folder", "branch", "message", "run", "resource_class")
@@ -157,10 +157,13 @@ def clean_path(name: str, what: str) -> str:
     if "\\" in name or name.startswith("/") or re.match(r"[A-Za-z]:", name):
         raise UploadError(f"Invalid {what} {name!r}: give a relative path with '/' between folders "
                           "(no absolute paths, drive letters or backslashes)")
-    for part in name.split("/"):
-        if part in ("", ".", "..") or part.lower() == ".git" or len(part) > MAX_NAME_CHARS:
+    parts = name.split("/")
+    for part in parts:
+        if part in ("", ".", "..") or reserved_name(part) or len(part) > MAX_NAME_CHARS:
             raise UploadError(f"Invalid {what} {name!r}: every part of the path must be a plain name "
-                              "(no '..', '.', '.git' or empty parts)")
+                              "(no '..', '.', empty parts, or names git keeps for itself such as .git or git~1)")
+    if len(parts) > MAX_DEPTH:
+        raise UploadError(f"Invalid {what} {name!r}: folders may nest at most {MAX_DEPTH} levels deep")
     return name
 
 
