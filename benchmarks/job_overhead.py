@@ -123,7 +123,7 @@ def main() -> None:
         port = free_port()
         env.update(LEADERSBOARD_REDIS_URL=redis.url, MLFLOW_TRACKING_URI=mlflow.url)
         server = subprocess.Popen([*cli, "serve", "--api-port", str(port), "--web-port", str(free_port()),
-                                   "--workers", "1"], env=env,
+                                   "--mlflow-port", str(free_port()), "--workers", "1"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 60

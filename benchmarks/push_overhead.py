@@ -62,7 +62,7 @@ def serve(home: Path, redis_url: str, mlflow_url: str) -> tuple[subprocess.Popen
            "MLFLOW_TRACKING_URI": mlflow_url}
     # No workers: the benchmark measures the push, not the jobs it queues.
     command = [sys.executable, "-m", "leadersboard.cli", "serve", "--api-port", str(port), "--web-port",
-               str(free_port()), "--workers", "0"]
+               str(free_port()), "--mlflow-port", str(free_port()), "--workers", "0"]
     proc = subprocess.Popen(command,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from leadersboard.dataset_layouts import LAYOUTS
+from leadersboard.datasets import SCORINGS
 from leadersboard.folders import LocalFolder
 from leadersboard.names import InvalidName
 from leadersboard.rules import check_folder
@@ -89,20 +91,60 @@ def user_revoke(name: str, home: Path | None) -> None:
 
 @click.group()
 def dataset() -> None:
-    """Register data set folders."""
+    """Register data set folders, list them, show one, remove one."""
 
 
 @dataset.command("add")
 @click.argument("name")
 @click.argument("path", type=click.Path(path_type=Path))
+@click.option("--layout", type=click.Choice(["auto", *LAYOUTS]), default="auto", show_default=True,
+              help="How the folder is laid out (auto: the first layout that finds a category).")
+@click.option("--scoring", type=click.Choice(SCORINGS), default="self_reported", show_default=True,
+              help="self_reported: the metrics the code logs; verified: the platform scores predictions on "
+                   "labels the job never sees.")
 @home_option
-def dataset_add(name: str, path: Path, home: Path | None) -> None:
-    """Register data set NAME at PATH (a folder holding its categories, e.g. pcb1/...)."""
+def dataset_add(name: str, path: Path, layout: str, scoring: str, home: Path | None) -> None:
+    """Register data set NAME at PATH (a folder holding its categories, e.g. pcb1/...), or again after a change."""
     try:
-        updated = instance.add_dataset(load_instance(home), name, path)
+        updated = instance.add_dataset(load_instance(home), name, path, layout, scoring)
     except (instance.InstanceError, InvalidName) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"data set {name} -> {updated.datasets[name]}")
+    entry = updated.datasets[name]
+    click.echo(f"data set {name} -> {entry.path}: {entry.layout} layout, {len(entry.categories)} categories "
+               f"({', '.join(entry.categories)}), {entry.scoring}, version {entry.version[:19]}")
+
+
+@dataset.command("list")
+@home_option
+def dataset_list(home: Path | None) -> None:
+    """One line per data set: name, scoring, layout, categories, path."""
+    for name, entry in sorted(load_instance(home).current_datasets().items()):
+        categories = ",".join(entry.categories) or "?"
+        click.echo(f"{name}\t{entry.scoring}\t{entry.layout or '?'}\t{categories}\t{entry.path}")
+
+
+@dataset.command("show")
+@click.argument("name")
+@home_option
+def dataset_show(name: str, home: Path | None) -> None:
+    """Everything recorded about data set NAME."""
+    entry = load_instance(home).current_datasets().get(name)
+    if entry is None:
+        raise click.ClickException(f"No data set {name!r}; see 'leadersboard dataset list'.")
+    for key, value in entry.to_config().items():
+        click.echo(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
+
+
+@dataset.command("remove")
+@click.argument("name")
+@home_option
+def dataset_remove(name: str, home: Path | None) -> None:
+    """Forget data set NAME (its folder is left as it is); pushes naming it are refused from then on."""
+    try:
+        instance.remove_dataset(load_instance(home), name)
+    except instance.InstanceError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"removed data set {name}")
 
 
 @click.command()

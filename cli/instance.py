@@ -13,7 +13,9 @@ from typing import Any
 
 import yaml
 
-from leadersboard import db
+from leadersboard import db, safe_yaml
+from leadersboard.dataset_layouts import LayoutError
+from leadersboard.datasets import Dataset, DatasetError, register
 from leadersboard.hooks import install as install_hooks
 from leadersboard.names import check_dataset_name
 from leadersboard.settings import Settings, config_document
@@ -24,6 +26,7 @@ REPO_CONFIG = {
     "receive.advertisePushOptions": "true",
     "receive.denyNonFastForwards": "true",
     "receive.denyDeletes": "true",
+    "receive.fsckObjects": "true",  # malformed objects (a tree entry '..' or '.git') never enter the repository
     "http.receivepack": "true",
     "core.logAllRefUpdates": "true",
 }
@@ -94,16 +97,35 @@ def write_config(settings: Settings, document: dict[str, Any] | None = None) -> 
     os.replace(tmp, settings.config_path)
 
 
-def add_dataset(settings: Settings, name: str, path: Path) -> Settings:
-    """Register data set `name` at `path` (a folder holding its categories)."""
+def add_dataset(settings: Settings, name: str, path: Path, layout: str = "auto",
+                scoring: str = "self_reported") -> Settings:
+    """Register data set `name` at `path` (a folder holding its categories), or register it again:
+    its layout and categories are checked and its version (content digest) recorded."""
     check_dataset_name(name)
     folder = path.expanduser().resolve()
     if not folder.is_dir():
         raise InstanceError(f"Data set folder {folder} does not exist or is not a folder.")
-    document = yaml.safe_load(settings.config_path.read_text(encoding="utf-8")) or {}
-    document["datasets"] = {**(document.get("datasets") or {}), name: str(folder)}
+    try:
+        dataset = register(name, folder, layout, scoring)
+    except (LayoutError, DatasetError) as exc:
+        raise InstanceError(f"Data set {name} not registered: {exc}") from exc
+    return _write_datasets(settings, {**settings.current_datasets(), name: dataset})
+
+
+def remove_dataset(settings: Settings, name: str) -> Settings:
+    """Forget data set `name` (its files stay where they are)."""
+    datasets = settings.current_datasets()
+    if name not in datasets:
+        known = ", ".join(sorted(datasets)) or "none"
+        raise InstanceError(f"No data set {name!r} (registered: {known}); see 'leadersboard dataset list'.")
+    return _write_datasets(settings, {key: value for key, value in datasets.items() if key != name})
+
+
+def _write_datasets(settings: Settings, datasets: dict[str, Dataset]) -> Settings:
+    document = safe_yaml.load(settings.config_path.read_text(encoding="utf-8")) or {}
+    document["datasets"] = {key: value.to_config() for key, value in sorted(datasets.items())}
     write_config(settings, document)
-    return replace(settings, datasets={**settings.datasets, name: folder})
+    return replace(settings, datasets=datasets)
 
 
 def _git(*args: str) -> None:

@@ -20,22 +20,26 @@ from .common import home_option, load_instance, load_settings
 @home_option
 @click.option("--api-port", type=int, help="Port of the API and git server (default 8010).")
 @click.option("--web-port", type=int, help="Port of the web form (default 8501).")
-@click.option("--mlflow-port", type=int, help="Port of the MLflow server it starts (default 5010).")
-@click.option("--host", help="Address to listen on (default 127.0.0.1).")
+@click.option("--mlflow-port", type=int,
+              help="Port of the read-only MLflow gateway participants use (default 5010); the tracking server "
+                   "itself listens on 127.0.0.1 only.")
+@click.option("--host", help="Address the three ports listen on (default 127.0.0.1; 0.0.0.0: every interface).")
 @click.option("--workers", type=click.IntRange(min=0), default=1, show_default=True,
               help="Worker processes to run here (one per GPU).")
 @click.option("--executor", type=click.Choice(EXECUTORS),
               help="How workers run submissions (default: runner.executor).")
 def serve(home: Path | None, api_port: int | None, web_port: int | None, mlflow_port: int | None, host: str | None,
           workers: int, executor: str | None) -> None:
-    """Run the platform: Redis and MLflow (unless configured), workers, API and git over HTTP, web form."""
+    """Run the platform: Redis and MLflow (unless configured), workers, API and git, web form, MLflow gateway."""
     from .serve import ServeError
     from .serve import serve as run
 
     settings = load_instance(home).with_overrides(api_port=api_port, web_port=web_port, api_host=host,
                                                   mlflow_port=mlflow_port)
-    if settings.web_port == settings.api_port:
-        raise click.ClickException(f"The web form needs a port of its own, not the API's ({settings.api_port}).")
+    ports = {"API": settings.api_port, "web form": settings.web_port, "MLflow gateway": settings.mlflow_port}
+    if len(set(ports.values())) < len(ports):
+        raise click.ClickException("The API, the web form and the MLflow gateway need a port each, not "
+                                   + ", ".join(f"{name} {port}" for name, port in ports.items()) + ".")
     if executor:
         os.environ["LEADERSBOARD_EXECUTOR"] = executor  # for the workers it starts
         settings = replace(settings, runner=replace(settings.runner, executor=executor))
@@ -92,11 +96,12 @@ def site_build(home: Path | None, out: Path | None) -> None:
     """Build the leaderboard from the finished jobs in MLflow (needs MLFLOW_TRACKING_URI or the config's)."""
     from leadersboard.site_generator import build_site
 
-    settings = load_settings(home)
+    settings = load_instance(home)
     if not settings.mlflow_tracking_uri:
         raise click.ClickException("No MLflow to read: set MLFLOW_TRACKING_URI (or server.mlflow_tracking_uri).")
     target = out or settings.site_dir
-    report = build_site(settings.mlflow_tracking_uri, target, None if out else settings.site_cache_path)
+    report = build_site(settings.mlflow_tracking_uri, settings.db_path, target,
+                        None if out else settings.site_cache_path)
     click.echo(f"built {target}: {report.ranked} ranked rows on {report.benchmarks} benchmark(s) from "
                f"{report.entries} completed jobs in {report.seconds:.2f} s")
 

@@ -1,7 +1,8 @@
 """`leadersboard serve`: the whole platform on one machine, stopped cleanly on Ctrl-C / SIGTERM.
 
-Starts what is not configured (Redis, the MLflow server), N worker processes kept alive by a
-supervisor thread, and the API + git server and the web form in this process.
+Starts what is not configured (Redis, the MLflow tracking server, private on 127.0.0.1), N worker
+processes kept alive by a supervisor thread, and in this process one server with three sockets: the
+API + git, the web form, and the read-only MLflow gateway that participants reach.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
 
@@ -92,6 +94,15 @@ async def reconcile_jobs(service: Service) -> None:
     await JobReconciler(service.settings, service.redis, service.queue, service.jobs).forever()
 
 
+def _without_credentials(uri: str | None) -> str:
+    """A URI fit to print: a user name or password in it is left out."""
+    parts = urlsplit(uri or "")
+    if parts.username is None and parts.password is None:
+        return uri or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=host))
+
+
 def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
@@ -104,17 +115,18 @@ def serve(settings: Settings, workers: int = 1) -> None:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     sockets: list[socket.socket] = []
     try:
-        # One server, two sockets: the web form shares the API's process, service and shutdown. Bound
-        # first, so that a port in use stops serve before it starts anything.
-        sockets.append(listen(settings.api_host, settings.api_port))
-        sockets.append(listen(settings.api_host, settings.web_port))
+        # One server, three sockets: the web form and the MLflow gateway share the API's process, service
+        # and shutdown. Bound first, so that a port in use stops serve before it starts anything.
+        for port in (settings.api_port, settings.web_port, settings.mlflow_port):
+            sockets.append(listen(settings.api_host, port))
         if not settings.redis_url:
             redis = start_redis(settings.run_dir / "redis")
             stops.append(("redis-server", redis))
             settings = replace(settings, redis_url=redis.url)
         if not settings.mlflow_tracking_uri:
-            print(f"starting MLflow on 127.0.0.1:{settings.mlflow_port} ...", flush=True)
-            mlflow = start_mlflow(settings.mlflow_dir, settings.mlflow_port)
+            # Private: only this host reaches it (the platform writes there); participants get the gateway.
+            print("starting the MLflow tracking server on 127.0.0.1 ...", flush=True)
+            mlflow = start_mlflow(settings.mlflow_dir)
             stops.append(("mlflow", mlflow))
             settings = replace(settings, mlflow_tracking_uri=mlflow.url)
         pool = WorkerPool(settings, workers)
@@ -125,8 +137,9 @@ def serve(settings: Settings, workers: int = 1) -> None:
                                 port=settings.api_port, log_level="warning", lifespan="on")
         print(f"LeadersBoard on {settings.base_url}: git {settings.base_url}/git/submissions.git, "
               f"leaderboard {settings.base_url}/leaderboard/, web form http://{settings.api_host}:"
-              f"{settings.web_port}/, MLflow {settings.mlflow_tracking_uri}; {workers} worker(s); Ctrl-C stops",
-              flush=True)
+              f"{settings.web_port}/, MLflow (read-only) http://{settings.api_host}:{settings.mlflow_port}/ "
+              f"in front of the tracking server {_without_credentials(settings.mlflow_tracking_uri)}; "
+              f"{workers} worker(s); Ctrl-C stops", flush=True)
         uvicorn.Server(config).run(sockets=sockets)  # returns after a graceful shutdown on SIGINT/SIGTERM
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short

@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS submissions (
     handed_over INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS submissions_user ON submissions(user, created_at);
+CREATE INDEX IF NOT EXISTS submissions_job ON submissions(job_id);
 -- An index only: a job's state lives in its MLflow run (see leadersboard/jobs.py).
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -50,15 +51,18 @@ CREATE TABLE IF NOT EXISTS jobs (
     user TEXT NOT NULL,
     benchmark TEXT NOT NULL,
     resource_class TEXT,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    scoring TEXT NOT NULL DEFAULT 'self_reported'
 );
 CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user, created_at);
+CREATE INDEX IF NOT EXISTS jobs_run ON jobs(run_id);  -- a run's owner, for the MLflow gateway
 """
 
 
 # Columns added since the table was first made: (table, column, its definition). Added to an older
 # instance's database by `create_schema` (which `init` and `serve` run), never removed.
-ADDED_COLUMNS = (("users", "admin", "INTEGER NOT NULL DEFAULT 0"),)
+ADDED_COLUMNS = (("users", "admin", "INTEGER NOT NULL DEFAULT 0"),
+                 ("jobs", "scoring", "TEXT NOT NULL DEFAULT 'self_reported'"))
 
 
 def create_schema(path: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pygit2
 from pygit2.enums import FileMode
 
-from .rules import Entry
+from .rules import MAX_DEPTH, Entry
 
 
 class GitFolder:
@@ -23,21 +23,24 @@ class GitFolder:
         self.name = name
 
     def entries(self) -> Iterator[Entry]:
-        yield from self._walk(self.tree, "")
-
-    def _walk(self, tree: pygit2.Tree, prefix: str) -> Iterator[Entry]:
-        for item in tree:
-            path = prefix + str(item.name)
-            mode = item.filemode
-            if mode == FileMode.TREE:
-                yield from self._walk(self.repo[item.id].peel(pygit2.Tree), path + "/")
-            elif mode == FileMode.LINK:
-                yield Entry(path, "symlink")
-            elif mode == FileMode.COMMIT:
-                yield Entry(path, "submodule")
-            else:
-                _, size = self.repo.odb.read_header(item.id)
-                yield Entry(path, "file", size)
+        # A stack, not recursion: a pushed tree may nest thousands of levels deep.
+        todo: list[tuple[pygit2.Tree, str, int]] = [(self.tree, "", 1)]
+        while todo:
+            tree, prefix, depth = todo.pop()
+            for item in tree:
+                path = prefix + str(item.name)
+                mode = item.filemode
+                if mode == FileMode.TREE and depth >= MAX_DEPTH:
+                    yield Entry(path, "too-deep")
+                elif mode == FileMode.TREE:
+                    todo.append((self.repo[item.id].peel(pygit2.Tree), path + "/", depth + 1))
+                elif mode == FileMode.LINK:
+                    yield Entry(path, "symlink")
+                elif mode == FileMode.COMMIT:
+                    yield Entry(path, "submodule")
+                else:
+                    _, size = self.repo.odb.read_header(item.id)
+                    yield Entry(path, "file", size)
 
     def read(self, path: str) -> bytes | None:
         try:

@@ -2,15 +2,16 @@
 
 A job *is* an MLflow run, created at admission with status SCHEDULED in the benchmark's experiment,
 so it survives the loss of Redis or of a worker; Redis only holds the queue. The instance database
-keeps an index (job id -> run id, user) so that the API finds a job without a search; a worker on
-another host needs only MLflow and the run id its queue entry carries.
+keeps the platform's record of each job (`job_index`): with it, a job's owner and benchmark come from
+that record, never from the run's tags; a worker on another host needs only MLflow and the run id its
+queue entry carries.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from . import contract as c
-from . import db
 from .admission import Admission
+from .job_index import JobIndex, JobRecord
 from .submissions import Submission
 
 
@@ -56,6 +57,7 @@ class JobStatus(StrEnum):
 _RUN_STATUS = {JobStatus.PENDING: "SCHEDULED", JobStatus.RUNNING: "RUNNING", JobStatus.COMPLETED: "FINISHED",
                JobStatus.FAILED: "FAILED", JobStatus.CANCELLED: "KILLED"}
 ACTIVE_STATUSES = tuple(status for status in JobStatus if status.active)
+RUNS_PER_SEARCH = 100  # run ids in one `attributes.run_id IN (...)` filter
 
 
 @dataclass
@@ -77,6 +79,7 @@ class Job:
     error: str | None = None
     worker: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    scoring: str = "self_reported"  # how its benchmark is scored: self_reported or verified
 
     @property
     def dataset(self) -> str:
@@ -88,28 +91,31 @@ class Job:
             "job_id": self.id, "submission_id": self.submission_id, "status": self.status,
             "benchmark": self.benchmark, "created_at": _iso(self.created_at), "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at), "metrics": self.metrics, "error": self.error,
-            "user": self.user, "submission": self.folder, "commit": self.commit,
+            "user": self.user, "submission": self.folder, "commit": self.commit, "scoring": self.scoring,
         }
 
 
 class JobStore:
-    """Jobs in MLflow, with the instance's index when `db_path` is given; with `admission`, a job
-    that ends gives its user's slot back (`end`)."""
+    """Jobs in MLflow. With `db_path` (the service), the instance's job index is the truth about which
+    runs are jobs and whose; without it (a worker), the run's tags, which only the platform writes.
+    With `admission`, a job that ends gives its user's slot back (`end`)."""
 
     def __init__(self, tracking_uri: str, db_path: Path | None = None, admission: Admission | None = None) -> None:
         self.client = MlflowClient(tracking_uri=tracking_uri)
-        self.db_path = db_path
+        self.index = JobIndex(db_path) if db_path is not None else None
         self.admission = admission
         self._experiments: dict[str, str] = {}
 
-    def create(self, sub: Submission, job_id: str, fresh: bool = False) -> Job:
+    def create(self, sub: Submission, job_id: str, fresh: bool = False, scoring: str = "self_reported") -> Job:
         """The job `job_id` for `sub`, created once: a replayed event finds the existing one.
 
         `fresh` (the first hand-over of a just-admitted submission) trusts the index alone and skips
-        the slower search in MLflow.
+        the slower search in MLflow for a run a crash kept out of the index. `scoring` is how its
+        benchmark is scored, fixed when the job is made.
         """
-        existing = self._indexed_run(job_id) if fresh else None
-        found = self.read(existing) if existing else (None if fresh else self.find(job_id))
+        found = self._made(job_id)
+        if found is None and not fresh:
+            found = self._unindexed(sub, job_id)
         if found is not None:
             return found
         tags = {
@@ -117,7 +123,7 @@ class JobStore:
             c.TAG_SUBMISSION_ID: sub.id, c.TAG_FOLDER: sub.folder, c.TAG_COMMIT: sub.commit_id,
             c.TAG_GIT_COMMIT: sub.commit_id, c.TAG_BENCHMARK: sub.benchmark,
             c.TAG_SUBMITTED_AT: f"{sub.created_at:.3f}", c.TAG_ENTRYPOINT: sub.entrypoint,
-            c.TAG_CONFIG: sub.config_file, "mlflow.user": sub.user,
+            c.TAG_CONFIG: sub.config_file, "mlflow.user": sub.user, c.TAG_SCORING: scoring,
         }
         if sub.resource_class:
             tags[c.TAG_RESOURCE_CLASS] = sub.resource_class
@@ -130,6 +136,14 @@ class JobStore:
         job = job_from_run(Run(run.info, RunData(tags=[RunTag(k, v) for k, v in tags.items()])))
         self._index(job)
         return job
+
+    def _unindexed(self, sub: Submission, job_id: str) -> Job | None:
+        """The run made for `job_id` before a crash kept it out of the index: indexed now."""
+        runs = self.search(f"tags.`{c.TAG_JOB_ID}` = '{job_id}'", max_results=1)
+        if not runs or runs[0].submission_id != sub.id:
+            return None
+        self._index(replace(runs[0], user=sub.user, benchmark=sub.benchmark))  # who and what: as admitted
+        return self.read(runs[0].run_id)
 
     def experiment_id(self, benchmark: str) -> str:
         if benchmark not in self._experiments:
@@ -147,38 +161,64 @@ class JobStore:
         return self._experiments[benchmark]
 
     def find(self, job_id: str) -> Job | None:
-        run_id = self._indexed_run(job_id)
-        if run_id is not None:
-            return self.read(run_id)
+        """The job `job_id`; with the index, only a job the platform recorded, or admitted and is
+        making right now (pending, without a run yet)."""
+        made = self._made(job_id)
+        if made is not None or self.index is None:
+            return made
+        awaiting = self.index.awaiting(job_id)
+        return _awaiting(awaiting) if awaiting else None
+
+    def _made(self, job_id: str) -> Job | None:
+        """The job `job_id` once its run exists."""
+        if self.index is not None:
+            record = self.index.by_job(job_id)
+            return _with_record(job_from_run(self.client.get_run(record.run_id)), record) if record else None
         runs = self.search(f"tags.`{c.TAG_JOB_ID}` = '{job_id}'", max_results=1)
-        if runs:
-            self._index(runs[0])
         return runs[0] if runs else None
 
     def read(self, run_id: str) -> Job:
-        return job_from_run(self.client.get_run(run_id))
+        job = job_from_run(self.client.get_run(run_id))
+        record = self.index.by_run(run_id) if self.index is not None else None
+        return _with_record(job, record) if record else job
 
     def for_user(self, user: str) -> list[Job]:
-        """The user's jobs, newest first."""
-        return self.search(f"tags.`{c.TAG_USER}` = '{user}'")
+        """The user's jobs, newest first (with the index: the jobs the platform made for them)."""
+        if self.index is None:
+            return self.search(f"tags.`{c.TAG_USER}` = '{user}'")
+        records = self.index.of_user(user)
+        runs: dict[str, Run] = {}
+        for start in range(0, len(records), RUNS_PER_SEARCH):
+            ids = ", ".join(f"'{r.run_id}'" for r in records[start:start + RUNS_PER_SEARCH])
+            runs.update((run.info.run_id, run) for run in self._search_runs(f"attributes.run_id IN ({ids})"))
+        return [_with_record(job_from_run(runs[r.run_id]), r) for r in records if r.run_id in runs]
 
     def with_status(self, *statuses: JobStatus) -> list[Job]:
+        """Jobs in these statuses (with the index: only runs that are jobs the platform made)."""
         # MLflow's filter has no IN for tags: one search per status (few jobs are ever active).
-        return [job for status in statuses for job in self.search(f"tags.`{c.TAG_STATUS}` = '{status}'")]
+        jobs = [job for status in statuses for job in self.search(f"tags.`{c.TAG_STATUS}` = '{status}'")]
+        if self.index is None:
+            return jobs
+        records = self.index.by_runs([job.run_id for job in jobs])
+        return [_with_record(job, records[job.run_id]) for job in jobs if job.run_id in records]
 
     def search(self, filter_string: str, max_results: int | None = None) -> list[Job]:
+        """Job runs matching an MLflow filter, as their tags say (the index is not consulted)."""
+        return [job_from_run(r) for r in self._search_runs(filter_string, max_results) if c.TAG_JOB_ID in r.data.tags]
+
+    def _search_runs(self, filter_string: str, max_results: int | None = None) -> list[Run]:
         experiments = [e.experiment_id for e in self.client.search_experiments()]
         if not experiments:
             return []
-        jobs: list[Job] = []
+        runs: list[Run] = []
         token = None
         while True:
             page = self.client.search_runs(experiments, filter_string, max_results=max_results or 1000,
                                            order_by=["attributes.start_time DESC"], page_token=token)
-            jobs += [job_from_run(r) for r in page if c.TAG_JOB_ID in r.data.tags]
+            runs += list(page)
             token = page.token
-            if not token or (max_results and len(jobs) >= max_results):
-                return jobs
+            if not token or (max_results and len(runs) >= max_results):
+                return runs
 
     def mark_running(self, run_id: str, worker: str) -> None:
         self.client.update_run(run_id, status=JobStatus.RUNNING.run_status)
@@ -203,21 +243,31 @@ class JobStore:
         # Last: whoever reads the final status also finds the end time and the reason.
         self.client.set_tag(run_id, c.TAG_STATUS, status)
 
-    def _indexed_run(self, job_id: str) -> str | None:
-        if self.db_path is None:
-            return None
-        with db.connect(self.db_path) as conn:
-            row = conn.execute("SELECT run_id FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return str(row["run_id"]) if row else None
+    def run_owner(self, run_id: str) -> str | None:
+        """Who submitted the job whose run is `run_id`, by the instance's index (never by a tag)."""
+        record = self.index.by_run(run_id) if self.index is not None else None
+        return record.user if record else None
 
     def _index(self, job: Job) -> None:
-        if self.db_path is None:
-            return
-        with db.connect(self.db_path) as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO jobs (id, run_id, submission_id, user, benchmark, resource_class, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (job.id, job.run_id, job.submission_id, job.user, job.benchmark, job.resource_class, job.created_at))
+        if self.index is not None:
+            self.index.add(job.id, job.run_id, job.submission_id, job.user, job.benchmark, job.resource_class,
+                           job.created_at, job.scoring)
+
+
+def _with_record(job: Job, record: JobRecord) -> Job:
+    """The job with who, what and where as the platform recorded them (its run's tags may say otherwise)."""
+    return replace(job, id=record.job_id, user=record.user, benchmark=record.benchmark,
+                   submission_id=record.submission_id, folder=record.folder, commit=record.commit,
+                   entrypoint=record.entrypoint, config_file=record.config_file,
+                   resource_class=record.resource_class, created_at=record.created_at, scoring=record.scoring)
+
+
+def _awaiting(record: JobRecord) -> Job:
+    """A job admitted but not made yet: pending, with no run."""
+    return Job(id=record.job_id, run_id="", status=JobStatus.PENDING, user=record.user, benchmark=record.benchmark,
+               submission_id=record.submission_id, folder=record.folder, commit=record.commit,
+               entrypoint=record.entrypoint, config_file=record.config_file, resource_class=record.resource_class,
+               created_at=record.created_at, scoring=record.scoring)
 
 
 def job_from_run(run: Run) -> Job:
@@ -233,6 +283,7 @@ def job_from_run(run: Run) -> Job:
         resource_class=tags.get(c.TAG_RESOURCE_CLASS), created_at=float(tags.get(c.TAG_SUBMITTED_AT, 0)),
         started_at=float(started) if started else None, finished_at=finished, error=tags.get(c.TAG_ERROR),
         worker=tags.get(c.TAG_WORKER), metrics=dict(run.data.metrics),
+        scoring=tags.get(c.TAG_SCORING, "self_reported"),
     )
 
 

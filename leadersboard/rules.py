@@ -15,6 +15,8 @@ from typing import Any, Literal, Protocol
 
 import yaml
 
+from . import safe_yaml
+from .datasets import Dataset
 from .names import folder_name_problem
 from .settings import Limits
 
@@ -27,7 +29,8 @@ REQUIRED_CONFIG_KEYS = ("model", "data", "trainer")
 SUBMISSION_KEYS: dict[str, type] = {"entrypoint": str, "config": str, "method": str, "description": str}
 MAX_TEXT = 2000
 
-EntryKind = Literal["file", "symlink", "submodule"]
+EntryKind = Literal["file", "symlink", "submodule", "too-deep"]
+MAX_DEPTH = 32  # folders within a submission folder
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ class FolderReport:
     spec: SubmissionSpec | None = None
 
 
-def check_folder(view: FolderView, datasets: Mapping[str, object], limits: Limits) -> FolderReport:
+def check_folder(view: FolderView, datasets: Mapping[str, Dataset], limits: Limits) -> FolderReport:
     """Run every folder rule on `view`; `spec` is set only when nothing is wrong."""
     name = view.name
     report = FolderReport(folder=name)
@@ -112,7 +115,14 @@ def _content_problems(folder: str, entries: list[Entry], limits: Limits) -> Iter
     total = 0
     for entry in entries:
         shown = f"{folder}/{entry.path}"
-        if entry.kind == "symlink":
+        reserved = reserved_name(entry.path)
+        if reserved:
+            yield Problem("path", shown, f"{reserved!r} is a name git keeps for itself",
+                          "rename it (names like .git, .GIT, .git. or git~1 cannot be stored or checked out)")
+        if entry.kind == "too-deep":
+            yield Problem("path", shown, f"folders nest more than {MAX_DEPTH} levels deep here",
+                          "flatten the folder structure")
+        elif entry.kind == "symlink":
             yield Problem("symlink", shown, "symbolic links are not allowed",
                           "replace the link with the file itself (git rm --cached, then add the real file)")
         elif entry.kind == "submodule":
@@ -128,6 +138,14 @@ def _content_problems(folder: str, entries: list[Entry], limits: Limits) -> Iter
         yield Problem("submission-size", f"{folder}/",
                       f"the folder holds {_mb(total)}, over the {_mb(limits.max_submission_bytes)} limit",
                       "remove large files from the folder")
+
+
+def reserved_name(path: str) -> str | None:
+    """A part of `path` that git refuses in a tree (or that some file systems take for `.git`), or None."""
+    for part in path.split("/"):
+        if part.rstrip(". ").lower() in (".git", "git~1"):
+            return part
+    return None
 
 
 def _read_submission_yaml(
@@ -197,7 +215,7 @@ def _check_entrypoint(view: FolderView, path: str, paths: set[str], problems: li
 
 
 def _check_config(
-    view: FolderView, path: str, paths: set[str], datasets: Mapping[str, object], problems: list[Problem]
+    view: FolderView, path: str, paths: set[str], datasets: Mapping[str, Dataset], problems: list[Problem]
 ) -> tuple[str, str] | None:
     shown = f"{view.name}/{path}"
     if path not in paths:
@@ -236,12 +254,17 @@ def _check_config(
         problems.append(Problem("config", shown, "'data.init_args.name' must name the category (e.g. pcb1)",
                                 "set data.init_args.name to the category you are evaluated on"))
         return None
+    if not datasets[dataset].has_category(category):
+        categories = ", ".join(datasets[dataset].categories) or "(see the operator)"
+        problems.append(Problem("config", shown, f"unknown category {category!r} of {dataset} in data.init_args.name",
+                                f"use one of: {categories}"))
+        return None
     return dataset, category
 
 
 def _load_yaml(raw: bytes, shown: str, rule: str) -> tuple[Any, Problem | None]:
     try:
-        return yaml.safe_load(raw.decode("utf-8")), None
+        return safe_yaml.load(raw.decode("utf-8")), None
     except UnicodeDecodeError:
         return None, Problem(rule, shown, "not UTF-8 text", "save the file as UTF-8")
     except yaml.YAMLError as exc:

@@ -14,6 +14,9 @@ from typing import Any
 
 import yaml
 
+from . import safe_yaml
+from .datasets import Dataset, DatasetError
+
 CONFIG_FILE = "leadersboard.yaml"
 REPO_DIR = "submissions.git"
 DB_FILE = "leadersboard.db"
@@ -51,6 +54,11 @@ class RunnerSettings:
     poll_delay_ms: int = 100  # how often an idle worker looks at the queue
     log_max_bytes: int = 1024 * 1024  # the live log kept in Redis (the tail); the artifact keeps 5x this
     max_artifact_bytes: int = 512 * 1024 * 1024  # what a job may copy into MLflow
+    # Copying a job's own MLflow store into its run is bounded: past a limit the job fails, with it.
+    max_copied_runs: int = 100  # runs a job may start
+    max_metric_points: int = 200_000  # metric values (every step of every metric), all runs together
+    max_params: int = 2_000  # params, all runs together
+    copy_timeout_seconds: int = 300  # the copy's wall clock
     docker_image: str = "leadersboard-sandbox"  # the docker executor's image (`leadersboard image build`)
     sandbox_uid: int = 10001  # the unprivileged user and group jobs run as, under either executor (chosen by init)
 
@@ -69,7 +77,7 @@ class ServerSection:
     api_host: str = "127.0.0.1"
     api_port: int = 8010
     web_port: int = 8501
-    mlflow_port: int = 5010
+    mlflow_port: int = 5010  # the MLflow gateway (participants' read-only MLflow), not the tracking server
     redis_url: str = ""
     mlflow_tracking_uri: str = ""
     public_url: str = ""
@@ -96,7 +104,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     runner: RunnerSettings = field(default_factory=RunnerSettings)
     access: AccessSettings = field(default_factory=AccessSettings)
-    datasets: dict[str, Path] = field(default_factory=dict)
+    datasets: dict[str, Dataset] = field(default_factory=dict)
     redis_url: str | None = None
     mlflow_tracking_uri: str | None = None
     api_host: str = "127.0.0.1"
@@ -148,10 +156,15 @@ class Settings:
         """Where participants reach the API and git (shown in push messages)."""
         return self.public_url or f"http://{self.api_host}:{self.api_port}"
 
-    def current_datasets(self) -> dict[str, Path]:
+    def current_datasets(self) -> dict[str, Dataset]:
         """The registered data sets as the config file says now: `dataset add` needs no restart."""
-        raw = self._live().get("datasets", self.datasets) or {}
-        return {str(k): Path(str(v)) for k, v in raw.items()} if isinstance(raw, dict) else self.datasets
+        live = self._live()
+        if "datasets" not in live:
+            return self.datasets
+        try:
+            return _datasets(live.get("datasets"))
+        except SettingsError:  # a bad edit of a running instance: keep what it started with
+            return self.datasets
 
     def current_access(self) -> AccessSettings:
         """The `access` section as the config file says now: opening the code needs no restart."""
@@ -192,10 +205,7 @@ class Settings:
         _check_runner(runner)
         access = AccessSettings(**_section(raw, "access", AccessSettings))
         _check_access(access)
-        datasets_raw = raw.get("datasets") or {}
-        if not isinstance(datasets_raw, dict):
-            raise SettingsError(f"{path}: 'datasets' must map names to folders")
-        datasets = {str(k): Path(str(v)) for k, v in datasets_raw.items()}
+        datasets = _datasets(raw.get("datasets"))
         server = ServerSection(**_section(raw, "server", ServerSection))
         settings = cls(
             home=root,
@@ -261,6 +271,17 @@ def _check_runner(runner: RunnerSettings) -> None:
         raise SettingsError("Config 'runner.sandbox_uid' must be at least 1")
 
 
+def _datasets(raw: object) -> dict[str, Dataset]:
+    if not raw:
+        return {}
+    if not isinstance(raw, dict):
+        raise SettingsError("Config 'datasets' must map names to data set entries (see `leadersboard dataset add`)")
+    try:
+        return {str(name): Dataset.from_config(str(name), entry) for name, entry in raw.items()}
+    except DatasetError as exc:
+        raise SettingsError(str(exc)) from exc
+
+
 def _check_access(access: AccessSettings) -> None:
     if access.code_visibility not in CODE_VISIBILITIES:
         raise SettingsError(f"Config 'access.code_visibility' must be one of: {', '.join(CODE_VISIBILITIES)}")
@@ -270,7 +291,7 @@ def _read_config(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_yaml.load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise SettingsError(f"{path}: not valid YAML: {exc}") from exc
     if data is None:
@@ -307,7 +328,7 @@ def config_document(settings: Settings) -> dict[str, Any]:
         "limits": {name: getattr(limits, name) for name in limits.__dataclass_fields__},
         "runner": {name: getattr(runner, name) for name in runner.__dataclass_fields__},
         "access": {name: getattr(access, name) for name in access.__dataclass_fields__},
-        "datasets": {name: str(path) for name, path in sorted(settings.datasets.items())},
+        "datasets": {name: dataset.to_config() for name, dataset in sorted(settings.datasets.items())},
         "server": {
             "api_host": settings.api_host,
             "api_port": settings.api_port,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from leadersboard.settings import Settings
 from . import scratch as scratch_folder
 from .checkout import CheckoutError, checkout_folder
 from .livelog import LiveLog
+from .local_store import CopyLimits, CopyRefused
 from .processes import JOB_ENV
 from .results import ArtifactScope, CopyReport, copy_local_runs
 from .sandbox import WORK_DIR, Confinement, Outcome, OutputSink, Sandbox, SandboxError, View
@@ -108,9 +110,12 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
     await livelog.note(f"finished in {outcome.runtime_seconds:.1f} s"
                        + (f" with exit code {outcome.exit_code}" if outcome.exit_code is not None else ""))
     await asyncio.to_thread(w.jobs.client.log_metric, job.run_id, c.METRIC_RUNTIME, round(outcome.runtime_seconds, 3))
-    report = await asyncio.to_thread(_copy_results, w, job, scratch, view)
-    if report.skipped_artifacts:
-        await livelog.note("artifacts over the size limit were not kept")
+    try:
+        report = await asyncio.to_thread(_copy_results, w, job, scratch, view)
+    except CopyRefused as exc:
+        raise JobFailed(str(exc)) from exc
+    if report.ignored:
+        await livelog.note(f"not copied: {', '.join(sorted(report.ignored))} (measured by the platform itself)")
     if outcome.timed_out:
         return JobStatus.FAILED, (f"stopped after the time limit of {settings.limits.job_timeout_seconds} s; "
                           "make the run shorter (fewer epochs, smaller images)")
@@ -121,16 +126,28 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
         return JobStatus.FAILED, f"{job.entrypoint} exited with code {outcome.exit_code}: {_last_line(livelog.path)}"
     if c.METRIC_AUROC not in report.metrics:
         return JobStatus.FAILED, ("no 'auroc' metric was logged; log it with mlflow.log_metric('auroc', value) "
-                          "inside mlflow.start_run()")
+                                  "inside mlflow.start_run()")
+    out_of_range = ranked_metric_problem(report.metrics)
+    if out_of_range:
+        return JobStatus.FAILED, out_of_range
     return JobStatus.COMPLETED, ""
+
+
+def ranked_metric_problem(metrics: dict[str, float]) -> str | None:
+    """Why a ranked metric cannot be ranked (not a number in [0, 1]), or None."""
+    for name in c.RANKED_METRICS:
+        value = metrics.get(name)
+        if value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
+            return f"the logged {name} is {value}, outside [0, 1]: log the score itself (a fraction, not a percent)"
+    return None
 
 
 def _sandbox(settings: Settings, job: Job, scratch: Path, view: View, gpu: str | None) -> Sandbox:
     work = scratch / WORK_DIR
     dataset = settings.current_datasets().get(job.dataset)
-    if dataset is None or not dataset.is_dir():
+    if dataset is None or not dataset.path.is_dir():
         raise JobFailed(f"the data set {job.dataset!r} is not available on this worker")
-    mounts = {entry.name: entry for entry in sorted(dataset.iterdir()) if entry.is_dir()}
+    mounts = {entry.name: entry for entry in sorted(dataset.path.iterdir()) if entry.is_dir()}
     clash = sorted(name for name in mounts if (work / name).exists())
     if clash:
         raise JobFailed(f"the submission has {', '.join(clash)}, which hides the data set folder of that name; "
@@ -164,10 +181,13 @@ def _sandbox(settings: Settings, job: Job, scratch: Path, view: View, gpu: str |
 def _copy_results(w: WorkerContext, job: Job, scratch: Path, view: View) -> CopyReport:
     store = scratch / STORE_FILE
     if not _regular_file(store):  # the submission wrote this folder: no link or pipe is followed
-        return CopyReport(0, {}, 0, False)
-    scope = ArtifactScope(host=scratch / WORK_DIR, inside=str(view.workdir),
-                          budget=w.settings.runner.max_artifact_bytes)
-    return copy_local_runs(f"sqlite:///{store}", w.jobs.client, job.run_id, scope)
+        return CopyReport()
+    runner = w.settings.runner
+    limits = CopyLimits(runs=runner.max_copied_runs, metric_points=runner.max_metric_points,
+                        params=runner.max_params, artifact_bytes=runner.max_artifact_bytes,
+                        seconds=runner.copy_timeout_seconds)
+    scope = ArtifactScope(host=scratch / WORK_DIR, inside=str(view.workdir))
+    return copy_local_runs(store, w.jobs.client, job.run_id, scope, limits)
 
 
 def _regular_file(path: Path) -> bool:

@@ -162,7 +162,7 @@ class ProcessExecutor:
                 await asyncio.to_thread(cgroup.create, jail.limits)
             except CgroupError as exc:
                 raise SandboxError(str(exc)) from exc
-        datasets = [str(path) for path in self.settings.current_datasets().values()]
+        datasets = [str(dataset.path) for dataset in self.settings.current_datasets().values()]
         status_read, status_write = os.pipe()
         proc: asyncio.subprocess.Process | None = None
         timed_out, oom_kills, start = False, 0, time.monotonic()

@@ -50,7 +50,7 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
 
     async def startup(ctx: dict[str, Any]) -> None:
         redis = Redis.from_url(redis_url)
-        site = SiteBuilder(tracking_uri, settings.site_dir, settings.site_cache_path)
+        site = SiteBuilder(tracking_uri, settings.db_path, settings.site_dir, settings.site_cache_path)
         await site.start()
 
         async def job_ended() -> None:

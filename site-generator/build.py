@@ -10,6 +10,8 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from leadersboard.job_index import JobIndex
+
 from . import publish
 from .cache import EntryCache, load_cache, save_cache
 from .exports import leaderboard_csv, leaderboard_json
@@ -38,17 +40,19 @@ class SiteReport:
     seconds: float
 
 
-def build_site(tracking_uri: str, out_dir: Path, cache_path: Path | None = None) -> SiteReport:
+def build_site(tracking_uri: str, db_path: Path, out_dir: Path, cache_path: Path | None = None) -> SiteReport:
     """Build the site from the completed jobs in MLflow at `tracking_uri` and publish it at `out_dir`.
 
-    `out_dir` becomes a link to a complete, versioned directory (see `publish`). With `cache_path`, only
-    runs that ended since the last build are read from MLflow (see `cache`).
+    Which runs are jobs, and whose, on which benchmark, comes from the instance database at `db_path`
+    (the platform's job index); the scores from the runs. `out_dir` becomes a link to a complete,
+    versioned directory (see `publish`). With `cache_path`, only runs that ended since the last build
+    are read from MLflow (see `cache`).
     """
     started = time.perf_counter()
     with publish.site_lock(out_dir):
         cache = load_cache(cache_path, tracking_uri) if cache_path is not None else EntryCache(tracking_uri)
         since = cache.since_ms()
-        fetched = fetch_entries(MlflowClient(tracking_uri), since)
+        fetched = fetch_entries(MlflowClient(tracking_uri), JobIndex(db_path), since)
         cache.merge(fetched.entries)
         fetch_seconds = time.perf_counter() - started
 

@@ -22,7 +22,7 @@ from .entries import Entry
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: who and what of an entry come from the job index
 OVERLAP_MS = 10 * 60 * 1000
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from mlflow.entities import Run
 
 from leadersboard import contract as c
+from leadersboard.job_index import JobRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,7 @@ class Entry:
     auroc: float
     f1_score: float | None
     runtime_seconds: float | None
+    scoring: str = "self_reported"  # verified: the platform computed the scores from the job's predictions
 
     @property
     def finished_at(self) -> float:
@@ -46,11 +48,9 @@ class Entry:
         return cls(**data)
 
 
-def entry_from_run(run: Run, experiment_name: str) -> Entry | None:
-    """The run's leaderboard entry, or None when it is a nested run, has no usable AUROC or no end time."""
-    tags = run.data.tags
-    if c.TAG_PARENT_RUN in tags:  # a submission's own run copied under its job: the job is the entry
-        return None
+def entry_from_run(run: Run, record: JobRecord) -> Entry | None:
+    """The job's leaderboard entry: who, what and when from the platform's record of the job, the
+    scores from its run; None when the run has no usable AUROC or no end time."""
     metrics = run.data.metrics
     auroc = _number(metrics.get(c.METRIC_AUROC))
     end_time = run.info.end_time
@@ -58,26 +58,20 @@ def entry_from_run(run: Run, experiment_name: str) -> Entry | None:
         return None
     return Entry(
         run_id=run.info.run_id,
-        job_id=tags.get(c.TAG_JOB_ID) or run.info.run_id,
-        benchmark=tags.get(c.TAG_BENCHMARK) or experiment_name,
-        user=tags.get(c.TAG_USER, ""),
-        folder=tags.get(c.TAG_FOLDER, ""),
-        submission_id=tags.get(c.TAG_SUBMISSION_ID, ""),
-        commit=tags.get(c.TAG_COMMIT) or tags.get(c.TAG_GIT_COMMIT, ""),
-        method=tags.get(c.TAG_METHOD, ""),
-        submitted_at=_number(_float_or_none(tags.get(c.TAG_SUBMITTED_AT))),
+        job_id=record.job_id,
+        benchmark=record.benchmark,
+        user=record.user,
+        folder=record.folder,
+        submission_id=record.submission_id,
+        commit=record.commit,
+        method=record.method,
+        submitted_at=_number(record.created_at),
         end_time_ms=int(end_time),
         auroc=auroc,
         f1_score=_number(metrics.get(c.METRIC_F1)),
         runtime_seconds=_number(metrics.get(c.METRIC_RUNTIME)),
+        scoring=record.scoring,
     )
-
-
-def _float_or_none(text: str | None) -> float | None:
-    try:
-        return float(text) if text is not None else None
-    except ValueError:
-        return None
 
 
 def _number(value: float | None) -> float | None:

@@ -1,16 +1,19 @@
 """`leaderboard.json` and `leaderboard.csv`: the ranked rows, machine-readable.
 
-JSON shape (format 1)::
+JSON shape (format 2)::
 
-    {"format": 1,
+    {"format": 2,
      "generated_at": "2026-11-29T05:20:00Z",
      "benchmarks": [
-       {"benchmark": "visa/pcb1", "page": "benchmark/visa.pcb1.html", "completed_jobs": 12,
+       {"benchmark": "visa/pcb1", "page": "benchmark/visa.pcb1.html", "scoring": "verified", "completed_jobs": 12,
         "ranking": [ROW, ...]}]}
 
 ROW (also the CSV columns, with `benchmark` first): rank, benchmark, user, submission (the folder name),
 method, auroc, f1_score, runtime_seconds, commit (full sha), submitted_at, finished_at (ISO 8601 UTC),
-attempts (the user's completed jobs on that benchmark), job_id, run_id, submission_id.
+attempts (the user's completed jobs on that benchmark), job_id, run_id, submission_id, scoring
+(`verified`: the platform computed the scores from the job's predictions on labels it never saw;
+`self_reported`: the scores the job's code logged). A board also says its `scoring` (`mixed` when its
+rows differ).
 Missing numbers and times are null in JSON and empty in CSV.
 """
 
@@ -24,9 +27,9 @@ from typing import Any
 
 from .ranking import Board, Ranked
 
-JSON_FORMAT = 1
+JSON_FORMAT = 2  # 2: `scoring` on boards and rows
 COLUMNS = ["rank", "benchmark", "user", "submission", "method", "auroc", "f1_score", "runtime_seconds", "commit",
-           "submitted_at", "finished_at", "attempts", "job_id", "run_id", "submission_id"]
+           "submitted_at", "finished_at", "attempts", "job_id", "run_id", "submission_id", "scoring"]
 # A spreadsheet runs a cell that starts like a formula (OWASP "CSV injection"); a leading ' keeps it text.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -42,7 +45,7 @@ def row(board: Board, ranked: Ranked) -> dict[str, Any]:
         "method": entry.method, "auroc": entry.auroc, "f1_score": entry.f1_score,
         "runtime_seconds": entry.runtime_seconds, "commit": entry.commit, "submitted_at": iso(entry.submitted_at),
         "finished_at": iso(entry.finished_at), "attempts": ranked.attempts, "job_id": entry.job_id,
-        "run_id": entry.run_id, "submission_id": entry.submission_id,
+        "run_id": entry.run_id, "submission_id": entry.submission_id, "scoring": entry.scoring,
     }
 
 
@@ -51,7 +54,7 @@ def leaderboard_json(boards: list[Board], generated_at: datetime) -> str:
         "format": JSON_FORMAT,
         "generated_at": iso(generated_at.timestamp()),
         "benchmarks": [
-            {"benchmark": board.benchmark, "page": f"benchmark/{board.slug}.html",
+            {"benchmark": board.benchmark, "page": f"benchmark/{board.slug}.html", "scoring": board.scoring,
              "completed_jobs": len(board.entries), "ranking": [row(board, ranked) for ranked in board.ranking]}
             for board in boards
         ],

@@ -28,6 +28,12 @@ class Board:
     ranking: list[Ranked]
     entries: list[Entry]
 
+    @property
+    def scoring(self) -> str:
+        """How its rows were scored: verified, self_reported, or mixed (the data set changed its scoring)."""
+        kinds = {entry.scoring for entry in self.entries}
+        return kinds.pop() if len(kinds) == 1 else "mixed"
+
 
 @dataclass(frozen=True)
 class UserPage:

@@ -14,6 +14,7 @@ from mlflow.entities import Run, ViewType
 from mlflow.tracking import MlflowClient
 
 from leadersboard import contract as c
+from leadersboard.job_index import JobIndex
 from leadersboard.jobs import JobStatus
 
 from .entries import Entry, entry_from_run
@@ -32,25 +33,32 @@ class Fetched:
     skipped: int  # of those, runs without a usable AUROC or end time
 
 
-def fetch_entries(client: MlflowClient, since_ms: int | None = None) -> Fetched:
-    """Completed job runs in every active experiment; only those ended at or after `since_ms` when given."""
+def fetch_entries(client: MlflowClient, index: JobIndex, since_ms: int | None = None) -> Fetched:
+    """Completed jobs in every active experiment; only those ended at or after `since_ms` when given.
+
+    A run counts only when the platform's index records it as a job (so not a submission's own run
+    copied under its job, nor anything else in MLflow), and its owner and benchmark come from there."""
     experiments = _experiment_names(client)
     query = COMPLETED_FILTER if since_ms is None else f"{COMPLETED_FILTER} AND attributes.end_time >= {since_ms}"
     fetched = Fetched([], 0, 0)
     seen: set[str] = set()
     ids = sorted(experiments)
     for start in range(0, len(ids), EXPERIMENTS_PER_QUERY):
-        for run in _pages(client, ids[start:start + EXPERIMENTS_PER_QUERY], query):
+        for page in _pages(client, ids[start:start + EXPERIMENTS_PER_QUERY], query):
             # Offset paging can repeat a run when the result set moves between pages.
-            if run.info.run_id in seen:
-                continue
-            seen.add(run.info.run_id)
-            fetched.runs += 1
-            entry = entry_from_run(run, experiments.get(run.info.experiment_id, ""))
-            if entry is None:
-                fetched.skipped += 1
-            else:
-                fetched.entries.append(entry)
+            runs = [run for run in page if run.info.run_id not in seen]
+            seen.update(run.info.run_id for run in runs)
+            records = index.by_runs([run.info.run_id for run in runs])
+            for run in runs:
+                record = records.get(run.info.run_id)
+                if record is None:
+                    continue
+                fetched.runs += 1
+                entry = entry_from_run(run, record)
+                if entry is None:
+                    fetched.skipped += 1
+                else:
+                    fetched.entries.append(entry)
     return fetched
 
 
@@ -65,13 +73,13 @@ def _experiment_names(client: MlflowClient) -> dict[str, str]:
             return found
 
 
-def _pages(client: MlflowClient, experiment_ids: list[str], query: str) -> Iterator[Run]:
+def _pages(client: MlflowClient, experiment_ids: list[str], query: str) -> Iterator[list[Run]]:
     token: str | None = None
     while True:
         # Ascending end time: runs that finish while we page land after the pages already read.
         page = client.search_runs(experiment_ids, query, run_view_type=ViewType.ACTIVE_ONLY, max_results=PAGE_SIZE,
                                   order_by=["attributes.end_time ASC"], page_token=token)
-        yield from page
+        yield list(page)
         token = page.token
         if not token:
             return

@@ -4,7 +4,7 @@ One asyncio task waits for a request, then builds in a thread so the event loop 
 Requests that arrive while a build runs set the flag again, which causes exactly one more build
 afterwards: the finished job that asked is always on the site, and N requests never cost N builds.
 
-    builder = SiteBuilder(tracking_uri, out_dir, cache_path)
+    builder = SiteBuilder(tracking_uri, db_path, out_dir, cache_path)
     await builder.start()          # e.g. in the worker's on_startup
     builder.request_rebuild()      # after each finished job; returns at once
     await builder.stop()           # on_shutdown: finishes what was asked, then stops
@@ -22,13 +22,14 @@ from .build import SiteReport, build_site
 
 log = logging.getLogger(__name__)
 
-BuildFunction = Callable[[str, Path, Path | None], SiteReport]
+BuildFunction = Callable[[str, Path, Path, Path | None], SiteReport]
 
 
 class SiteBuilder:
-    def __init__(self, tracking_uri: str, out_dir: Path, cache_path: Path | None = None, *,
+    def __init__(self, tracking_uri: str, db_path: Path, out_dir: Path, cache_path: Path | None = None, *,
                  build: BuildFunction = build_site) -> None:
         self.tracking_uri = tracking_uri
+        self.db_path = db_path
         self.out_dir = out_dir
         self.cache_path = cache_path
         self._build = build
@@ -107,8 +108,8 @@ class SiteBuilder:
             await self._requested.wait()
             self._requested.clear()
             try:
-                self.last_report = await asyncio.to_thread(self._build, self.tracking_uri, self.out_dir,
-                                                           self.cache_path)
+                self.last_report = await asyncio.to_thread(self._build, self.tracking_uri, self.db_path,
+                                                           self.out_dir, self.cache_path)
                 self.last_error = None
             except Exception as exc:
                 # A failed build must not stop later ones (the next finished job retries); log it once.

@@ -19,14 +19,13 @@ from typing import Any
 
 import pytest
 import redis
-import yaml
 
 from leadersboard.local.mlflow_server import MlflowServer, start_mlflow
 from leadersboard.local.redis_server import RedisServer, start_redis
 
 from support.git import GitClient
-from support.instances import Instance, create_instance, unique_user
-from support.platform import Platform
+from support.instances import Instance, create_instance
+from support.platform import Platform, new_platform
 from support.servers import Server, launch_server
 
 # --------------------------------------------------------------------------------------------- redis
@@ -130,14 +129,9 @@ def make_platform(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisS
                   mlflow_server: MlflowServer) -> Iterator[Callable[..., Platform]]:
     started: list[Platform] = []
 
-    def make(workers: int = 1, limits: dict[str, int] | None = None, runner: dict[str, int] | None = None,
-             users: int = 1, datasets: tuple[str, ...] = ("visa",), redis_url: str | None = None) -> Platform:
-        inst = create_instance(tmp_path_factory.mktemp("platform"), limits=limits, datasets=datasets,
-                               users=tuple(unique_user() for _ in range(users)))
-        document = yaml.safe_load(inst.config_path.read_text())
-        document["runner"].update({"heartbeat_seconds": 1, "reconcile_seconds": 1, **(runner or {})})
-        inst.config_path.write_text(yaml.safe_dump(document))
-        platform = Platform(inst, redis_url or redis_server.url, mlflow_server.url, workers)
+    def make(workers: int = 1, redis_url: str | None = None, **options: Any) -> Platform:
+        platform = new_platform(tmp_path_factory.mktemp("platform"), redis_url or redis_server.url,
+                                mlflow_server.url, workers, **options)
         started.append(platform)
         return platform.start()
 

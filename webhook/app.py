@@ -1,5 +1,6 @@
-"""The service's ASGI application: git smart-HTTP under /git, everything else through FastAPI; and on
-the web port (a second socket of the same server), the web form."""
+"""The service's ASGI application: git smart-HTTP under /git, everything else through FastAPI; on the
+web port (a second socket of the same server), the web form; on the MLflow port (a third), the
+read-only gateway to the tracking server."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from leadersboard.settings import Settings
 
 from .errors import install_error_handlers
 from .git_http import GitHttpApp, Receive, Scope, Send
+from .mlflow_gateway import MlflowGateway
 from .routes import health, hooks, jobs, submissions
 from .service import Background, Service
 from .web import create_web_app
@@ -24,13 +26,17 @@ def create_app(settings: Settings, expect_workers: bool = False, reconcile: bool
                background: Sequence[Background] = ()) -> Any:
     """The ASGI callable `serve` runs; `background` tasks run beside it while it serves."""
     service = Service(settings, expect_workers=expect_workers, reconcile=reconcile, background=background)
+    # Participants read MLflow only through here; the platform's own clients use the tracking URI directly.
+    mlflow = MlflowGateway(settings.mlflow_tracking_uri, service.authenticate, service.run_owner)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await service.start()
+        await mlflow.start()
         try:
             yield
         finally:
+            await mlflow.stop()
             await service.stop()
 
     api = FastAPI(title="LeadersBoard", version=__version__, lifespan=lifespan)
@@ -47,8 +53,11 @@ def create_app(settings: Settings, expect_workers: bool = False, reconcile: bool
     web = create_web_app(service)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket") and (scope.get("server") or ("", 0))[1] == settings.web_port:
+        port = (scope.get("server") or ("", 0))[1] if scope["type"] in ("http", "websocket") else None
+        if port == settings.web_port:
             await web(scope, receive, send)
+        elif port == settings.mlflow_port:
+            await mlflow(scope, receive, send)
         elif scope["type"] == "http" and scope["path"].startswith("/git/"):
             await git(scope, receive, send)
         else:

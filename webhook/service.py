@@ -87,6 +87,10 @@ class Service:
     async def authenticate(self, name: str | None, token: str) -> Caller | None:
         return await asyncio.to_thread(self.users.authenticate, token, name)
 
+    async def run_owner(self, run_id: str) -> str | None:
+        """The user whose job made MLflow run `run_id` (the job index), or None."""
+        return await asyncio.to_thread(self.jobs.run_owner, run_id)
+
     async def push_ended(self, push_id: str) -> None:
         await self.intake.settle(push_id)
 

@@ -4,49 +4,28 @@ Jobs stay pending here; what a worker does is the end-to-end tier's."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from fastapi.testclient import TestClient
 
-from leadersboard.cli import instance
 from leadersboard.local.mlflow_server import MlflowServer
 from leadersboard.local.redis_server import RedisServer
-from leadersboard.settings import Limits, Settings
-from leadersboard.users import UserStore
-from leadersboard.webhook.app import create_app
 
-from support.api import Api
+from support.api import Api, open_api
 
 
 @pytest.fixture
 def make_api(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer,
              mlflow_server: MlflowServer) -> Iterator[Callable[..., Api]]:
-    clients: list[TestClient] = []
+    apis: list[Api] = []
 
     def make(users: int = 2, **limits: int) -> Api:
-        home = tmp_path_factory.mktemp("api") / "home"
-        settings = Settings.load(home, environ={"LEADERSBOARD_REDIS_URL": redis_server.url,
-                                                "MLFLOW_TRACKING_URI": mlflow_server.url})
-        settings = settings.with_overrides(limits=Limits(**limits))
-        instance.init(settings)
-        data = home.parent / "visa"
-        (data / "pcb1" / "Data" / "Images" / "Normal").mkdir(parents=True)
-        settings = instance.add_dataset(settings, "visa", data)
-        store = UserStore(settings.db_path)
-        tokens = {}
-        for _ in range(users):
-            name = "u" + uuid.uuid4().hex[:10]  # the MLflow server is shared: names keep tests apart
-            tokens[name] = store.add(name)
-        client = TestClient(create_app(settings, reconcile=False), raise_server_exceptions=False)
-        client.__enter__()  # runs the app's lifespan: the service starts
-        clients.append(client)
-        return Api(settings, client, tokens)
+        apis.append(open_api(tmp_path_factory.mktemp("api"), redis_server.url, mlflow_server.url, users, **limits))
+        return apis[-1]
 
     yield make
-    for client in clients:
-        client.__exit__(None, None, None)
+    for made in apis:
+        made.close()
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from leadersboard.local.datagen import generate_dataset
+
 from support.files import write_files
 from support.folders import BAD_FOLDERS, RULES_INSTANCE, find_message
 from support.instances import Instance, create_instance, run_cli, submission_files
@@ -226,3 +228,27 @@ def test_serve_stops_everything_it_started_on_sigterm(make_instance: Callable[..
         for pid in children:  # what serve left behind, if it did
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_dataset_add_list_show_remove(instance: Instance, tmp_path: Path) -> None:
+    data = generate_dataset(tmp_path / "mvtec", "mvtec", ("bottle", "cable"), normal=4, anomalous=1, size=32)
+    added = instance.cli("dataset", "add", "mvtec", str(data), "--scoring", "verified")
+    assert "mvtec layout, 2 categories (bottle, cable), verified, version sha256:" in added.stdout
+    listed = instance.cli("dataset", "list").stdout.splitlines()
+    assert f"mvtec\tverified\tmvtec\tbottle,cable\t{data.resolve()}" in listed
+    shown = instance.cli("dataset", "show", "mvtec").stdout
+    assert "layout: mvtec" in shown and "categories: bottle, cable" in shown and "version: sha256:" in shown
+    assert instance.cli("dataset", "remove", "mvtec").stdout.strip() == "removed data set mvtec"
+    assert "mvtec" not in instance.cli("dataset", "list").stdout
+    gone = instance.cli("dataset", "remove", "mvtec", check=False)
+    assert gone.returncode == 1 and "No data set 'mvtec' (registered: visa)" in gone.stderr
+
+
+def test_dataset_add_refuses_a_folder_without_categories(instance: Instance, tmp_path: Path) -> None:
+    before = instance.config_path.read_text()
+    (tmp_path / "empty").mkdir()
+    refused = instance.cli("dataset", "add", "other", str(tmp_path / "empty"), check=False)
+    assert refused.returncode == 1 and "Data set other not registered: no category found in" in refused.stderr
+    wrong = instance.cli("dataset", "add", "other", str(tmp_path), "--layout", "mvtec", check=False)
+    assert wrong.returncode == 1 and "in the mvtec layout" in wrong.stderr
+    assert instance.config_path.read_text() == before

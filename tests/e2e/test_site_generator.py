@@ -30,14 +30,16 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from leadersboard import contract as names
+from leadersboard import db
+from leadersboard.job_index import JobIndex
 from leadersboard.local.mlflow_server import MlflowServer
-from leadersboard.site_generator import SiteBuilder, build_site
+from leadersboard.site_generator import SiteBuilder, SiteReport, build_site
 from leadersboard.site_generator import build as build_module
 from leadersboard.site_generator.cache import OVERLAP_MS
 from leadersboard.site_generator.publish import PublishError
 
 from support.browser import dump_dom, screenshot
-from support.instances import mlflow_template
+from support.instances import mlflow_template, run_cli
 
 BASE = 1_767_225_600  # 2026-01-01T00:00:00Z
 _clock = itertools.count(1)
@@ -50,20 +52,43 @@ HOSTILE_USER = "<b>mallory</b>\"'&"
 # ------------------------------------------------------------------------------------------ fixtures
 
 
+@dataclass
+class Tracked:
+    """A tracking server and the instance database whose job index says which of its runs are jobs."""
+
+    uri: str
+    db_path: Path
+
+    @property
+    def mlflow(self) -> MlflowClient:
+        return MlflowClient(self.uri)
+
+
+def tracked(uri: str, db_path: Path) -> Tracked:
+    db.create_schema(db_path)
+    return Tracked(uri, db_path)
+
+
 @pytest.fixture
-def client(mlflow_server: MlflowServer) -> MlflowClient:
-    return MlflowClient(mlflow_server.url)
+def client(mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory) -> Tracked:
+    return tracked(mlflow_server.url, tmp_path_factory.mktemp("index") / "leadersboard.db")
+
+
+def build(where: Tracked, out: Path, cache: Path | None = None) -> SiteReport:
+    return build_site(where.uri, where.db_path, out, cache)
 
 
 def new_benchmark() -> str:
     return f"t{secrets.token_hex(4)}/pcb1"
 
 
-def finish_job(client: MlflowClient, benchmark: str, user: str, folder: str, auroc: float | None,
+def finish_job(where: Tracked, benchmark: str, user: str, folder: str, auroc: float | None,
                f1: float | None = 0.5, *, status: str = "completed", submitted_at: float | None = None,
                end_time_ms: int | None = None, method: str | None = None, commit: str | None = None,
-               runtime: float = 12.5) -> str:
-    """A job run as the worker records it: experiment named like the benchmark, tags, metrics, end state."""
+               runtime: float = 12.5, indexed: bool = True, scoring: str = "self_reported") -> str:
+    """A job as the platform records it: its run (experiment named like the benchmark, tags, metrics,
+    end state) and, unless `indexed` is false, its submission and job rows in the instance database."""
+    client = where.mlflow
     experiment = client.get_experiment_by_name(benchmark)
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(benchmark)
     if submitted_at is None:
@@ -90,7 +115,23 @@ def finish_job(client: MlflowClient, benchmark: str, user: str, folder: str, aur
         client.set_terminated(run_id, end_state, end_time=now_ms)
     elif status == "pending":
         client.update_run(run_id, status="SCHEDULED")
+    if indexed:
+        record(where.db_path, run_id, tags, method, scoring)
     return run_id
+
+
+def record(db_path: Path, run_id: str, tags: dict[str, str], method: str | None, scoring: str) -> None:
+    """The rows the service writes when it admits a submission and makes its job."""
+    sub_id = tags[names.TAG_SUBMISSION_ID]
+    submitted = float(tags[names.TAG_SUBMITTED_AT])
+    with db.connect(db_path) as conn:
+        conn.execute("INSERT INTO submissions (id, user, commit_id, folder, ref, tree_id, entrypoint, config_file, "
+                     "benchmark, metadata, run, created_at, job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
+                     (sub_id, tags[names.TAG_USER], tags[names.TAG_COMMIT], tags[names.TAG_FOLDER], "refs/heads/x",
+                      "0" * 40, "main.py", "config.yaml", tags[names.TAG_BENCHMARK],
+                      json.dumps({"method": method} if method is not None else {}), submitted, run_id))
+    JobIndex(db_path).add(run_id, run_id, sub_id, tags[names.TAG_USER], tags[names.TAG_BENCHMARK], None, submitted,
+                          scoring)
 
 
 # ------------------------------------------------------------------------------------------ reading a site
@@ -162,14 +203,14 @@ def comparable(site: Path) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ ranking
 
 
-def test_best_entry_per_user_ranked_by_auroc(client: MlflowClient, mlflow_server: MlflowServer,
+def test_best_entry_per_user_ranked_by_auroc(client: Tracked, mlflow_server: MlflowServer,
                                              tmp_path: Path) -> None:
     benchmark = new_benchmark()
     finish_job(client, benchmark, "alice", "padim-v1", 0.81, 0.70, method="Padim")
     bob = finish_job(client, benchmark, "bob", "patchcore", 0.86, 0.75)
     better = finish_job(client, benchmark, "alice", "padim-v2", 0.93, 0.72, method="Padim")
 
-    report = build_site(mlflow_server.url, tmp_path / "site")
+    report = build(client, tmp_path / "site")
     site = tmp_path / "site"
 
     rows = board(site, benchmark)["ranking"]
@@ -199,7 +240,7 @@ def test_best_entry_per_user_ranked_by_auroc(client: MlflowClient, mlflow_server
     assert '<html lang="en">' in alice and '<meta charset="utf-8">' in alice
 
 
-def test_ties_go_to_higher_f1_then_earlier_submission(client: MlflowClient, mlflow_server: MlflowServer,
+def test_ties_go_to_higher_f1_then_earlier_submission(client: Tracked, mlflow_server: MlflowServer,
                                                      tmp_path: Path) -> None:
     benchmark = new_benchmark()
     finish_job(client, benchmark, "carol", "a", 0.9, 0.70, submitted_at=BASE + 100)
@@ -211,7 +252,7 @@ def test_ties_go_to_higher_f1_then_earlier_submission(client: MlflowClient, mlfl
     finish_job(client, benchmark, "heidi", "late", 0.5, 0.5, submitted_at=BASE + 900)
     finish_job(client, benchmark, "heidi", "early", 0.5, 0.5, submitted_at=BASE + 800)
 
-    build_site(mlflow_server.url, tmp_path / "site")
+    build(client, tmp_path / "site")
 
     ranking = board(tmp_path / "site", benchmark)["ranking"]
     assert [row["user"] for row in ranking] == ["grace", "erin", "dave", "carol", "frank", "heidi"]
@@ -220,7 +261,7 @@ def test_ties_go_to_higher_f1_then_earlier_submission(client: MlflowClient, mlfl
     assert ranking[4]["f1_score"] is None
 
 
-def test_only_completed_jobs_are_ranked(client: MlflowClient, mlflow_server: MlflowServer, tmp_path: Path) -> None:
+def test_only_completed_jobs_are_ranked(client: Tracked, mlflow_server: MlflowServer, tmp_path: Path) -> None:
     benchmark = new_benchmark()
     finish_job(client, benchmark, "ok", "good", 0.7)
     finish_job(client, benchmark, "failer", "crash", 0.99, status="failed")
@@ -229,33 +270,67 @@ def test_only_completed_jobs_are_ranked(client: MlflowClient, mlflow_server: Mlf
     finish_job(client, benchmark, "canceller", "stop", 0.99, status="cancelled")
     # MLflow says FINISHED but the platform has not marked it completed (yet): not ranked.
     half = finish_job(client, benchmark, "half", "done", 0.99, status="completed")
-    client.set_tag(half, names.TAG_STATUS, "running")
+    client.mlflow.set_tag(half, names.TAG_STATUS, "running")
     finish_job(client, benchmark, "nometric", "silent", None)  # completed without auroc: nothing to rank
     # A submission's own run nested under its job is not an entry of its own.
-    child = finish_job(client, benchmark, "nested", "inner", 0.99)
-    client.set_tag(child, "mlflow.parentRunId", half)
+    child = finish_job(client, benchmark, "nested", "inner", 0.99, indexed=False)
+    client.mlflow.set_tag(child, "mlflow.parentRunId", half)
+    # A run that is no job of the platform's (made in MLflow directly), with job-like tags: not ranked.
+    finish_job(client, benchmark, "forger", "made-up", 1.0, indexed=False)
 
-    report = build_site(mlflow_server.url, tmp_path / "site")
+    report = build(client, tmp_path / "site")
 
     assert ranked_users(tmp_path / "site", benchmark) == ["ok"]
     assert board(tmp_path / "site", benchmark)["completed_jobs"] == 1
-    assert report.skipped >= 2
+    assert (report.fetched, report.skipped) == (2, 1)  # "ok" and "nometric": only jobs of the index count
     index = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
-    for word in ("failer", "runner", "pender", "canceller", "half", "nometric", "nested"):
+    for word in ("failer", "runner", "pender", "canceller", "half", "nometric", "nested", "forger"):
         assert word not in index
+
+
+def test_the_platform_record_not_the_run_tags_says_whose_and_where(client: Tracked, tmp_path: Path) -> None:
+    benchmark, elsewhere = new_benchmark(), new_benchmark()
+    run = finish_job(client, benchmark, "alice", "honest", 0.7)
+    # Tags rewritten in MLflow after the fact (as anyone could before MLflow became read-only).
+    client.mlflow.set_tag(run, names.TAG_USER, "mallory")
+    client.mlflow.set_tag(run, names.TAG_BENCHMARK, elsewhere)
+    build(client, tmp_path / "site")
+    assert ranked_users(tmp_path / "site", benchmark) == ["alice"]
+    document = json.loads((tmp_path / "site" / "leaderboard.json").read_text(encoding="utf-8"))
+    assert elsewhere not in [item["benchmark"] for item in document["benchmarks"]]
+    assert "mallory" not in (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+
+
+def test_the_site_says_how_each_row_was_scored(client: Tracked, tmp_path: Path) -> None:
+    verified, mixed = new_benchmark(), new_benchmark()
+    finish_job(client, verified, "vera", "v", 0.9, scoring="verified")
+    finish_job(client, mixed, "vera", "v", 0.9, scoring="verified")
+    finish_job(client, mixed, "sam", "s", 0.8)
+    build(client, tmp_path / "site")
+    assert board(tmp_path / "site", verified)["scoring"] == "verified"
+    mixed_board = board(tmp_path / "site", mixed)
+    assert mixed_board["scoring"] == "mixed"
+    assert [(row["user"], row["scoring"]) for row in mixed_board["ranking"]] == [
+        ("vera", "verified"), ("sam", "self_reported")]
+    page = (tmp_path / "site" / mixed_board["page"]).read_text(encoding="utf-8")
+    assert "Mixed: rows marked" in page and page.count('class="badge verified" title="Verified:') == 1
+    page = (tmp_path / "site" / board(tmp_path / "site", verified)["page"]).read_text(encoding="utf-8")
+    assert "Verified: the platform scores every job" in page
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "site" / "leaderboard.csv").read_text(encoding="utf-8"))))
+    assert {row["scoring"] for row in rows if row["benchmark"] == mixed} == {"verified", "self_reported"}
 
 
 # ------------------------------------------------------------------------------------------ escaping
 
 
-def test_user_controlled_text_is_escaped_in_html_json_and_csv(client: MlflowClient, mlflow_server: MlflowServer,
+def test_user_controlled_text_is_escaped_in_html_json_and_csv(client: Tracked, mlflow_server: MlflowServer,
                                                             tmp_path: Path) -> None:
     benchmark = new_benchmark()
     hostile_commit = 'abc"><script>x</script>'
     finish_job(client, benchmark, HOSTILE_USER, HOSTILE_FOLDER, 0.9, method=HOSTILE_METHOD, commit=hostile_commit)
     finish_job(client, benchmark, "../../escape", '=HYPERLINK("http://x","y"),\n"quoted"', 0.8)
 
-    build_site(mlflow_server.url, tmp_path / "site")
+    build(client, tmp_path / "site")
     site = tmp_path / "site"
 
     pages = [path for path in site.rglob("*.html")]
@@ -293,13 +368,13 @@ def test_user_controlled_text_is_escaped_in_html_json_and_csv(client: MlflowClie
     assert csv_rows[1]["submission"] == '\'=HYPERLINK("http://x","y"),\n"quoted"'
 
 
-def test_chromium_renders_the_ranking_and_runs_no_injected_script(client: MlflowClient, mlflow_server: MlflowServer,
+def test_chromium_renders_the_ranking_and_runs_no_injected_script(client: Tracked, mlflow_server: MlflowServer,
                                                                   tmp_path: Path) -> None:
     benchmark = new_benchmark()
     finish_job(client, benchmark, "ivan", "first-try", 0.88, 0.6)
     finish_job(client, benchmark, HOSTILE_USER, HOSTILE_FOLDER, 0.95, 0.7, method=HOSTILE_METHOD)
     finish_job(client, benchmark, "judy", "ジュディ-padim", 0.91, 0.65)
-    build_site(mlflow_server.url, tmp_path / "site")
+    build(client, tmp_path / "site")
     index = tmp_path / "site" / "index.html"
 
     dom = dump_dom(index)
@@ -322,12 +397,12 @@ def test_chromium_renders_the_ranking_and_runs_no_injected_script(client: Mlflow
 # ------------------------------------------------------------------------------------------ publishing
 
 
-def test_publish_switches_atomically_and_removes_old_versions(client: MlflowClient, mlflow_server: MlflowServer,
+def test_publish_switches_atomically_and_removes_old_versions(client: Tracked, mlflow_server: MlflowServer,
                                                               tmp_path: Path) -> None:
     benchmark = new_benchmark()
     finish_job(client, benchmark, "kim", "one", 0.6)
     out = tmp_path / "public" / "site"
-    first = build_site(mlflow_server.url, out)
+    first = build(client, out)
     assert out.is_symlink() and out.resolve() == first.version_dir.resolve()
 
     # Readers of `out` during rebuilds always find complete files.
@@ -354,7 +429,7 @@ def test_publish_switches_atomically_and_removes_old_versions(client: MlflowClie
         versions = []
         for n in range(4):
             finish_job(client, benchmark, f"user{n}", "more", 0.7 + n / 100)
-            versions.append(build_site(mlflow_server.url, out).version_dir)
+            versions.append(build(client, out).version_dir)
     finally:
         stop.set()
         reader.join()
@@ -367,12 +442,12 @@ def test_publish_switches_atomically_and_removes_old_versions(client: MlflowClie
     assert len(ranked_users(out, benchmark)) == 5
 
 
-def test_a_failed_build_leaves_the_published_site(client: MlflowClient, mlflow_server: MlflowServer,
+def test_a_failed_build_leaves_the_published_site(client: Tracked, mlflow_server: MlflowServer,
                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     benchmark = new_benchmark()
     finish_job(client, benchmark, "liam", "one", 0.6)
     out = tmp_path / "site"
-    good = build_site(mlflow_server.url, out)
+    good = build(client, out)
     finish_job(client, benchmark, "mia", "two", 0.9)
 
     def broken(*args: Any, **kwargs: Any) -> int:
@@ -381,24 +456,24 @@ def test_a_failed_build_leaves_the_published_site(client: MlflowClient, mlflow_s
 
     monkeypatch.setattr(build_module, "render_pages", broken)
     with pytest.raises(RuntimeError, match="disk full"):
-        build_site(mlflow_server.url, out)
+        build(client, out)
 
     assert out.resolve() == good.version_dir.resolve()
     assert ranked_users(out, benchmark) == ["liam"]
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted([".site.lock", good.version_dir.name, "site"])
 
 
-def test_an_existing_directory_is_not_overwritten(mlflow_server: MlflowServer, tmp_path: Path) -> None:
+def test_an_existing_directory_is_not_overwritten(client: Tracked, tmp_path: Path) -> None:
     out = tmp_path / "docs"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     with pytest.raises(PublishError, match="is not a published site"):
-        build_site(mlflow_server.url, out)
+        build(client, out)
     assert (out / "keep.txt").read_text() == "mine" and not out.is_symlink()
     # An empty directory is taken over.
     empty = tmp_path / "empty"
     empty.mkdir()
-    build_site(mlflow_server.url, empty)
+    build(client, empty)
     assert empty.is_symlink() and (empty / "index.html").exists()
 
 
@@ -411,7 +486,7 @@ def test_an_existing_directory_is_not_overwritten(mlflow_server: MlflowServer, t
 def test_a_warm_build_reads_only_new_runs_and_equals_a_cold_build(tmp_path: Path) -> None:
     shutil.copyfile(mlflow_template(tmp_path.parent), tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client = MlflowClient(uri)
+    client = tracked(uri, tmp_path / "index.db")
     benchmark = new_benchmark()
     now_ms = int(time.time() * 1000)
     hour = 3_600_000
@@ -420,7 +495,7 @@ def test_a_warm_build_reads_only_new_runs_and_equals_a_cold_build(tmp_path: Path
     finish_job(client, benchmark, "nina", "c", 0.75, end_time_ms=now_ms - hour)
     cache = tmp_path / "cache.json"
 
-    first = build_site(uri, tmp_path / "warm", cache)
+    first = build(client, tmp_path / "warm", cache)
     assert first.cold and cache.exists()
 
     finish_job(client, benchmark, "omar", "d", 0.95, end_time_ms=now_ms)
@@ -428,10 +503,10 @@ def test_a_warm_build_reads_only_new_runs_and_equals_a_cold_build(tmp_path: Path
     # A late commit: it ended before the newest cached run, but within the overlap window.
     finish_job(client, benchmark, "quinn", "f", 0.90, end_time_ms=now_ms - OVERLAP_MS // 2)
 
-    warm = build_site(uri, tmp_path / "warm", cache)
+    warm = build(client, tmp_path / "warm", cache)
     # The three new runs, plus the newest cached one (ended within the overlap window): not the whole store.
     assert not warm.cold and warm.fetched == 4
-    cold = build_site(uri, tmp_path / "cold")
+    cold = build(client, tmp_path / "cold")
     assert cold.cold and cold.fetched - cold.skipped == cold.entries == warm.entries
 
     assert comparable(tmp_path / "warm") == comparable(tmp_path / "cold")
@@ -442,20 +517,20 @@ def test_a_warm_build_reads_only_new_runs_and_equals_a_cold_build(tmp_path: Path
         assert warm_html.split("<footer>")[0] == cold_html.split("<footer>")[0]
 
     # Nothing new: nothing but the overlap is read.
-    again = build_site(uri, tmp_path / "warm", cache)
+    again = build(client, tmp_path / "warm", cache)
     assert not again.cold and again.fetched == 3
 
 
-def test_an_unusable_cache_means_a_cold_build(client: MlflowClient, mlflow_server: MlflowServer,
+def test_an_unusable_cache_means_a_cold_build(client: Tracked, mlflow_server: MlflowServer,
                                              tmp_path: Path) -> None:
     finish_job(client, new_benchmark(), "rita", "a", 0.7)
     cache = tmp_path / "cache.json"
     cache.write_text("{not json")
-    assert build_site(mlflow_server.url, tmp_path / "site", cache).cold
-    assert not build_site(mlflow_server.url, tmp_path / "site", cache).cold
+    assert build(client, tmp_path / "site", cache).cold
+    assert not build(client, tmp_path / "site", cache).cold
     # Same server under another address: the cache is not trusted for it.
     other_uri = mlflow_server.url.replace("127.0.0.1", "localhost")
-    assert build_site(other_uri, tmp_path / "site", cache).cold
+    assert build_site(other_uri, client.db_path, tmp_path / "site", cache).cold
 
 
 # ------------------------------------------------------------------------------------------ coalesced rebuilds
@@ -470,7 +545,7 @@ class SlowBuild:
         self.release = threading.Event()
         self.fail_next = False
 
-    def __call__(self, tracking_uri: str, out_dir: Path, cache_path: Path | None) -> Any:
+    def __call__(self, tracking_uri: str, db_path: Path, out_dir: Path, cache_path: Path | None) -> Any:
         self.calls += 1
         self.started.set()
         assert self.release.wait(10), "never released"
@@ -484,7 +559,7 @@ def test_requests_during_a_build_cause_exactly_one_more_build(tmp_path: Path) ->
     build = SlowBuild()
 
     async def scenario() -> None:
-        async with SiteBuilder("http://unused", tmp_path / "site", build=build) as builder:
+        async with SiteBuilder("http://unused", tmp_path / "index.db", tmp_path / "site", build=build) as builder:
             builder.request_rebuild()
             assert await asyncio.to_thread(build.started.wait, 5)
             for _ in range(10):
@@ -511,7 +586,7 @@ def test_a_failed_build_is_logged_and_later_requests_still_build(tmp_path: Path,
     build.fail_next = True
 
     async def scenario() -> None:
-        builder = SiteBuilder("http://unused", tmp_path / "site", build=build)
+        builder = SiteBuilder("http://unused", tmp_path / "index.db", tmp_path / "site", build=build)
         with pytest.raises(RuntimeError, match="start"):
             builder.request_rebuild()
         await builder.start()
@@ -528,13 +603,14 @@ def test_a_failed_build_is_logged_and_later_requests_still_build(tmp_path: Path,
     assert [record.message for record in caplog.records if record.levelname == "ERROR"] == ["site build failed"]
 
 
-def test_site_builder_builds_the_real_site(client: MlflowClient, mlflow_server: MlflowServer, tmp_path: Path) -> None:
+def test_site_builder_builds_the_real_site(client: Tracked, mlflow_server: MlflowServer, tmp_path: Path) -> None:
     benchmark = new_benchmark()
     # Real finish times, as the worker's: a warm build reads what ended since the newest cached run.
     finish_job(client, benchmark, "sam", "x", 0.77, end_time_ms=int(time.time() * 1000))
 
     async def scenario() -> None:
-        async with SiteBuilder(mlflow_server.url, tmp_path / "site", tmp_path / "cache.json") as builder:
+        cache = tmp_path / "cache.json"
+        async with SiteBuilder(mlflow_server.url, client.db_path, tmp_path / "site", cache) as builder:
             builder.request_rebuild()
             await builder.wait_idle()
             assert builder.last_report is not None and builder.last_report.cold
@@ -548,12 +624,15 @@ def test_site_builder_builds_the_real_site(client: MlflowClient, mlflow_server: 
     assert os.path.islink(tmp_path / "site")
 
 
-def test_site_build_command(client: MlflowClient, mlflow_server: MlflowServer, tmp_path: Path) -> None:
-    """`leadersboard site build --out DIR` builds from the MLflow that MLFLOW_TRACKING_URI names."""
+def test_site_build_command(mlflow_server: MlflowServer, tmp_path: Path) -> None:
+    """`leadersboard site build --out DIR` builds the instance's jobs from the MLflow that
+    MLFLOW_TRACKING_URI names."""
+    home = tmp_path / "home"
+    run_cli("init", "--home", str(home))
     benchmark = new_benchmark()
-    finish_job(client, benchmark, "carol", "cli-built", 0.93)
+    finish_job(Tracked(mlflow_server.url, home / "leadersboard.db"), benchmark, "carol", "cli-built", 0.93)
     out = tmp_path / "public"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server.url, "LEADERSBOARD_HOME": str(tmp_path / "none")}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server.url, "LEADERSBOARD_HOME": str(home)}
     result = subprocess.run([str(Path(sys.executable).parent / "leadersboard"), "site", "build", "--out", str(out)],
                             env=env, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
@@ -565,8 +644,9 @@ def test_site_build_command(client: MlflowClient, mlflow_server: MlflowServer, t
 
 
 def test_site_build_command_needs_mlflow(tmp_path: Path) -> None:
+    run_cli("init", "--home", str(tmp_path / "home"))
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["LEADERSBOARD_HOME"] = str(tmp_path / "none")
+    env["LEADERSBOARD_HOME"] = str(tmp_path / "home")
     result = subprocess.run([str(Path(sys.executable).parent / "leadersboard"), "site", "build"],
                             env=env, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 1 and "MLFLOW_TRACKING_URI" in result.stderr

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pygit2
 from fastapi.testclient import TestClient
 
-from leadersboard.settings import Settings
+from leadersboard.cli import instance
+from leadersboard.local.datagen import generate_dataset
+from leadersboard.settings import Limits, Settings
+from leadersboard.users import UserStore
+from leadersboard.webhook.app import create_app
 
 from .instances import GOOD_CONFIG, GOOD_MAIN
 
@@ -38,6 +44,28 @@ class Api:
     def refs(self) -> dict[str, str]:
         repo = pygit2.Repository(str(self.settings.repo_path))
         return {name: str(repo.references[name].target) for name in repo.references}
+
+    def close(self) -> None:
+        self.client.__exit__(None, None, None)
+
+
+def open_api(base: Path, redis_url: str, mlflow_url: str, users: int = 2, **limits: int) -> Api:
+    """An instance in `base` (data set visa with pcb1/, `users` participants) and its app, started."""
+    home = base / "home"
+    settings = Settings.load(home, environ={"LEADERSBOARD_REDIS_URL": redis_url, "MLFLOW_TRACKING_URI": mlflow_url})
+    settings = settings.with_overrides(limits=Limits(**limits))
+    instance.init(settings)
+    data = base / "visa"
+    generate_dataset(data, "visa", ("pcb1",), normal=2, anomalous=1, size=32)
+    settings = instance.add_dataset(settings, "visa", data)
+    store = UserStore(settings.db_path)
+    tokens = {}
+    for _ in range(users):
+        name = "u" + uuid.uuid4().hex[:10]  # the MLflow server is shared: names keep tests apart
+        tokens[name] = store.add(name)
+    client = TestClient(create_app(settings, reconcile=False), raise_server_exceptions=False)
+    client.__enter__()  # runs the app's lifespan: the service starts
+    return Api(settings, client, tokens)
 
 
 def web_client(api: Api) -> TestClient:

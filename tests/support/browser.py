@@ -62,15 +62,31 @@ def screenshot(page: Path, png: Path, size: str = "1280,1600") -> Path:
 class Page:
     """One tab of a headless Chromium, driven over the DevTools protocol (a websocket): navigate,
     type, click, pick files, evaluate and wait, as a person at the browser would, with the page's
-    own scripts running. JavaScript dialogs (alert, confirm) are dismissed and recorded in `dialogs`."""
+    own scripts running. JavaScript dialogs (alert, confirm) are dismissed and recorded in `dialogs`.
+
+    Network answers are recorded in `responses` (method, URL, status). After `answer_sign_in`, a
+    server's request for HTTP credentials (a 401 with `WWW-Authenticate`) is recorded in `challenges`
+    and answered as a person at the browser's prompt would: with the credentials given, or by
+    cancelling when none were."""
 
     def __init__(self, socket: ClientConnection) -> None:
         self.socket = socket
         self.dialogs: list[str] = []
         self.exceptions: list[str] = []
+        self.responses: list[tuple[str, str, int]] = []
+        self.challenges: list[dict[str, Any]] = []
+        self._credentials: tuple[str, str] | None = None
+        self._requests: dict[str, str] = {}
         self._next_id = 0
-        for domain in ("Page", "Runtime", "DOM"):
+        for domain in ("Page", "Runtime", "DOM", "Network"):
             self.send(f"{domain}.enable")
+
+    def answer_sign_in(self, user: str | None = None, password: str = "") -> None:
+        """From now on, answer the browser's credential prompts with `user` and `password` (None:
+        cancel them). Every request then waits for this driver to let it go on, which it does
+        whenever it talks to the page: keep calling `wait_for` or `evaluate` while a page loads."""
+        self._credentials = (user, password) if user is not None else None
+        self.send("Fetch.enable", handleAuthRequests=True, patterns=[{"urlPattern": "*"}])
 
     def send(self, method: str, **params: Any) -> dict[str, Any]:
         """Call a DevTools method and return its result (events that arrive meanwhile are handled)."""
@@ -90,11 +106,29 @@ class Page:
         method, params = message.get("method"), message.get("params", {})
         if method == "Page.javascriptDialogOpening":
             self.dialogs.append(f"{params.get('type')}: {params.get('message')}")
-            self._next_id += 1  # answered without waiting: the page is blocked until it is
-            self.socket.send(json.dumps({"id": self._next_id, "method": "Page.handleJavaScriptDialog",
-                                         "params": {"accept": False}}))
+            # answered without waiting: the page is blocked until it is
+            self._answer("Page.handleJavaScriptDialog", accept=False)
         elif method == "Runtime.exceptionThrown":
             self.exceptions.append(json.dumps(params.get("exceptionDetails", {}))[:500])
+        elif method == "Network.requestWillBeSent":
+            self._requests[params["requestId"]] = params["request"]["method"]
+        elif method == "Network.responseReceived":
+            response = params["response"]
+            self.responses.append((self._requests.get(params["requestId"], "?"), response["url"], response["status"]))
+        elif method == "Fetch.requestPaused":
+            self._answer("Fetch.continueRequest", requestId=params["requestId"])
+        elif method == "Fetch.authRequired":
+            self.challenges.append(params["authChallenge"])
+            reply: dict[str, str] = {"response": "CancelAuth"}
+            if self._credentials:
+                reply = {"response": "ProvideCredentials", "username": self._credentials[0],
+                         "password": self._credentials[1]}
+            self._answer("Fetch.continueWithAuth", requestId=params["requestId"], authChallengeResponse=reply)
+
+    def _answer(self, method: str, **params: Any) -> None:
+        """A call whose result nobody waits for (its answer is dropped when it arrives)."""
+        self._next_id += 1
+        self.socket.send(json.dumps({"id": self._next_id, "method": method, "params": params}))
 
     def evaluate(self, expression: str) -> Any:
         """The value of a JavaScript expression in the page (promises are awaited)."""
@@ -136,6 +170,12 @@ class Page:
         self.evaluate(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); e.focus(); "
                       "e.select && e.select(); })()")
         self.send("Input.insertText", text=text)
+
+    def press_enter(self) -> None:
+        """The Enter key, in whatever has the focus (a search box submits)."""
+        self.send("Input.dispatchKeyEvent", type="keyDown", key="Enter", code="Enter", windowsVirtualKeyCode=13,
+                  text="\r")
+        self.send("Input.dispatchKeyEvent", type="keyUp", key="Enter", code="Enter", windowsVirtualKeyCode=13)
 
     def set_files(self, selector: str, paths: list[Path]) -> None:
         root = self.send("DOM.getDocument")["root"]["nodeId"]

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from leadersboard.local.datagen import encode_png
+
 from .git import git_env
 
 BIN = Path(sys.executable).parent
@@ -171,7 +173,9 @@ def create_instance(base: Path, limits: Mapping[str, int] | None = None,
     inst = Instance(home)
     for name in datasets:
         folder = base / "data" / name
-        (folder / "pcb1" / "Data" / "Images" / "Normal").mkdir(parents=True)
+        normal = folder / "pcb1" / "Data" / "Images" / "Normal"
+        normal.mkdir(parents=True)
+        (normal / "000.png").write_bytes(encode_png(2, 2, 1, bytes(4)))  # a category holds an image at least
         inst.cli("dataset", "add", name, str(folder))
     for user in users:
         inst.add_user(user)

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from mlflow.tracking import MlflowClient
 
 from leadersboard.local.ports import free_port
 
 from .git import GitClient
-from .instances import LEADERSBOARD, Instance
+from .instances import LEADERSBOARD, Instance, create_instance, unique_user
 
 CONFIG = "model: {{}}\ndata: {{name: {dataset}, init_args: {{name: pcb1}}}}\ntrainer: {{}}\n"
 
@@ -136,6 +137,7 @@ class Platform:
         self.workers = workers
         self.port = free_port()
         self.web_port = free_port()
+        self.mlflow_port = free_port()  # the MLflow gateway's
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = instance.home / f"serve-{self.port}.log"
         self.extra_workers: list[subprocess.Popen[bytes]] = []
@@ -150,14 +152,20 @@ class Platform:
                    MLFLOW_TRACKING_URI=self.mlflow_url, MLFLOW_DISABLE_TELEMETRY="true", PYTHONUNBUFFERED="1")
         return env
 
-    def start(self) -> Platform:
+    @property
+    def mlflow_gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.mlflow_port}"
+
+    def start(self, timeout: float = 60) -> Platform:
+        """Start serve; returns once /healthz answers 200 (a serve that starts its own MLflow server
+        on a fresh database needs longer)."""
         assert LEADERSBOARD
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [*self.wrapper, LEADERSBOARD, "serve", "--api-port", str(self.port), "--web-port", str(self.web_port),
-                 "--workers", str(self.workers), *self.serve_args],
+                 "--mlflow-port", str(self.mlflow_port), "--workers", str(self.workers), *self.serve_args],
                 env=self.env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout
         while True:
             assert self.process.poll() is None, f"serve exited:\n{self.log()}"
             try:
@@ -215,10 +223,10 @@ class Platform:
         git.git("checkout", "-q", "-b", f"users/{user}", check=True)
         return git
 
-    def submit(self, git: GitClient, folder: str, main: str, dataset: str = "visa") -> str:
-        """Push one folder; the job id the push printed."""
+    def submit(self, git: GitClient, folder: str, main: str, dataset: str = "visa", topic: str | None = None) -> str:
+        """Push one folder (to the user's branch, or a topic branch of theirs); the job id the push printed."""
         git.commit(f"submit {folder}", {"main.py": main, "config.yaml": CONFIG.format(dataset=dataset)}, folder)
-        code, out = git.push(f"users/{git.user}")
+        code, out = git.push(f"HEAD:users/{git.user}/{topic}" if topic else f"users/{git.user}")
         assert code == 0, out
         ids = [line.split(" job ", 1)[1].split()[0] for line in out.splitlines() if f"{folder}: job " in line]
         assert len(ids) == 1, out
@@ -265,3 +273,14 @@ def run_tags(platform: Platform, job: dict[str, Any]) -> tuple[Any, MlflowClient
         [e.experiment_id], f"tags.`leadersboard.job_id` = '{job['job_id']}'")]
     assert len(runs) == 1
     return runs[0], client
+
+
+def new_platform(base: Path, redis_url: str, mlflow_url: str, workers: int = 1,
+                 limits: dict[str, int] | None = None, runner: dict[str, int] | None = None, users: int = 1,
+                 datasets: tuple[str, ...] = ("visa",)) -> Platform:
+    """An instance made by the CLI, with users of unique names and quick upkeep, not yet started."""
+    inst = create_instance(base, limits=limits, datasets=datasets, users=tuple(unique_user() for _ in range(users)))
+    document = yaml.safe_load(inst.config_path.read_text())
+    document["runner"].update({"heartbeat_seconds": 1, "reconcile_seconds": 1, **(runner or {})})
+    inst.config_path.write_text(yaml.safe_dump(document))
+    return Platform(inst, redis_url, mlflow_url, workers)

@@ -30,6 +30,7 @@ class Server:
     port: int
     log_path: Path
     web_port: int = 0  # the web form's
+    mlflow_port: int = 0  # the MLflow gateway's
 
     @property
     def web_url(self) -> str:
@@ -64,7 +65,7 @@ class Server:
                 self.process.wait()
                 raise AssertionError(f"leadersboard serve ignored SIGTERM:\n{self.log()}") from None
         assert self.process.returncode == 0, f"serve exited {self.process.returncode}:\n{self.log()}"
-        for port in (self.port, self.web_port) if self.web_port else (self.port,):
+        for port in (p for p in (self.port, self.web_port, self.mlflow_port) if p):
             with socket.socket() as sock:
                 assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still answers after stop"
 
@@ -75,7 +76,7 @@ def launch_server(inst: Instance, redis_url: str | None, workers: int = 0) -> Se
     Without `redis_url`, serve starts its own Redis. With no workers (the default here) nothing
     consumes the queue, so admitted jobs stay pending."""
     assert LEADERSBOARD
-    port, web_port = free_port(), free_port()
+    port, web_port, mlflow_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADERSBOARD_")}
     env.update(LEADERSBOARD_HOME=str(inst.home), MLFLOW_DISABLE_TELEMETRY="true", PYTHONUNBUFFERED="1",
                # Jobs are MLflow runs: a local SQLite tracking store, no tracking server needed.
@@ -85,9 +86,9 @@ def launch_server(inst: Instance, redis_url: str | None, workers: int = 0) -> Se
     log_path = inst.home / f"serve-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen([LEADERSBOARD, "serve", "--api-port", str(port), "--web-port", str(web_port),
-                                    "--workers", str(workers)],
+                                    "--mlflow-port", str(mlflow_port), "--workers", str(workers)],
                                    env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    server = Server(inst, process, port, log_path, web_port)
+    server = Server(inst, process, port, log_path, web_port, mlflow_port)
     deadline = time.monotonic() + SERVER_START_SECONDS
     with httpx.Client(timeout=2) as client:
         while True:

@@ -14,6 +14,7 @@ import pytest
 from mlflow.entities import Metric, Run, RunData, RunInfo, RunTag
 
 from leadersboard import contract as c
+from leadersboard.job_index import JobRecord
 from leadersboard.site_generator.entries import Entry, entry_from_run
 from leadersboard.site_generator.exports import leaderboard_csv, leaderboard_json
 from leadersboard.site_generator.ranking import boards, rank, user_pages
@@ -73,29 +74,32 @@ def run(metrics: dict[str, float], tags: dict[str, str], end_time: int | None = 
     return Run(info, data)
 
 
-def test_an_entry_from_a_job_run() -> None:
-    tags = {c.TAG_JOB_ID: "j1", c.TAG_USER: "alice", c.TAG_FOLDER: "padim", c.TAG_SUBMITTED_AT: "1700000000.5",
-            c.TAG_COMMIT: "abc", c.TAG_METHOD: "PaDiM", c.TAG_BENCHMARK: "visa/pcb1"}
-    found = entry_from_run(run({c.METRIC_AUROC: 0.9, c.METRIC_F1: 0.8, c.METRIC_RUNTIME: 12.5}, tags), "ignored")
+RECORD = JobRecord(job_id="j1", run_id="r1", user="alice", benchmark="visa/pcb1", submission_id="s1",
+                   folder="padim", commit="abc", entrypoint="main.py", config_file="config.yaml",
+                   resource_class=None, created_at=1700000000.5, method="PaDiM")
+
+
+def test_an_entry_from_a_job_run_and_its_record() -> None:
+    tags = {c.TAG_USER: "mallory", c.TAG_BENCHMARK: "other/x", c.TAG_FOLDER: "forged"}  # the record wins
+    found = entry_from_run(run({c.METRIC_AUROC: 0.9, c.METRIC_F1: 0.8, c.METRIC_RUNTIME: 12.5}, tags), RECORD)
     assert found is not None
-    assert (found.user, found.folder, found.method, found.auroc, found.f1_score, found.runtime_seconds) == (
-        "alice", "padim", "PaDiM", 0.9, 0.8, 12.5)
-    assert found.submitted_at == 1700000000.5 and found.finished_at == 2.0
+    assert (found.user, found.benchmark, found.folder, found.method, found.auroc, found.f1_score,
+            found.runtime_seconds) == ("alice", "visa/pcb1", "padim", "PaDiM", 0.9, 0.8, 12.5)
+    assert found.submitted_at == 1700000000.5 and found.finished_at == 2.0 and found.job_id == "j1"
 
 
-@pytest.mark.parametrize(("metrics", "tags", "end_time"), [
-    ({}, {}, 2000),  # no AUROC
-    ({c.METRIC_AUROC: math.nan}, {}, 2000),  # cannot be ranked
-    ({c.METRIC_AUROC: math.inf}, {}, 2000),
-    ({c.METRIC_AUROC: 0.9}, {c.TAG_PARENT_RUN: "job-run"}, 2000),  # a submission's own run, nested
-    ({c.METRIC_AUROC: 0.9}, {}, None),  # not ended
+@pytest.mark.parametrize(("metrics", "end_time"), [
+    ({}, 2000),  # no AUROC
+    ({c.METRIC_AUROC: math.nan}, 2000),  # cannot be ranked
+    ({c.METRIC_AUROC: math.inf}, 2000),
+    ({c.METRIC_AUROC: 0.9}, None),  # not ended
 ])
-def test_runs_that_make_no_entry(metrics: dict[str, float], tags: dict[str, str], end_time: int | None) -> None:
-    assert entry_from_run(run(metrics, tags, end_time), "visa/pcb1") is None
+def test_runs_that_make_no_entry(metrics: dict[str, float], end_time: int | None) -> None:
+    assert entry_from_run(run(metrics, {}, end_time), RECORD) is None
 
 
 def test_a_missing_f1_is_not_a_number() -> None:
-    found = entry_from_run(run({c.METRIC_AUROC: 0.9, c.METRIC_F1: math.nan}, {}), "visa/pcb1")
+    found = entry_from_run(run({c.METRIC_AUROC: 0.9, c.METRIC_F1: math.nan}, {}), RECORD)
     assert found is not None and found.f1_score is None and found.benchmark == "visa/pcb1"
 
 

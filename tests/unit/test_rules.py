@@ -3,15 +3,22 @@ file (and line) and the fix; a folder that breaks none yields what it submits.""
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pygit2
+import pytest
+from pygit2.enums import FileMode
+
+from leadersboard.datasets import Dataset
+from leadersboard.folders import GitFolder
 from leadersboard.rules import Problem, check_folder
 from leadersboard.settings import Limits
 
 from support.instances import GOOD_CONFIG, GOOD_MAIN
 from support.memory import MemoryFolder
 
-DATASETS = {"visa": object(), "miic": object()}
+DATASETS = {"visa": Dataset("visa", Path("/data/visa"), "visa", categories=("pcb1", "candle")),
+            "miic": Dataset("miic", Path("/data/miic"), "folder", categories=("pcb1",))}
 LIMITS = Limits(max_file_bytes=1000, max_submission_bytes=2500)
 
 
@@ -105,6 +112,12 @@ def test_config(config: str, fragment: str, line: int | None) -> None:
     assert problem.rule == "config" and fragment in problem.message and problem.line == line
 
 
+def test_an_unknown_category_lists_the_known_ones() -> None:
+    problem = only(good(**{"config.yaml": GOOD_CONFIG.replace("name: pcb1", "name: pcb9")}))
+    assert problem.message == "unknown category 'pcb9' of visa in data.init_args.name"
+    assert problem.fix == "use one of: pcb1, candle"
+
+
 def test_an_unknown_data_set_lists_the_known_ones() -> None:
     problem = only(good(**{"config.yaml": GOOD_CONFIG.replace("name: visa", "name: other")}))
     assert problem.fix == "use one of: miic, visa"
@@ -134,3 +147,37 @@ def test_submission_yaml(document: str, fragment: str) -> None:
 def test_every_problem_of_a_folder_is_reported_at_once() -> None:
     found = problems({"main.py": "def helper(): pass\n", "config.yaml": "- x\n", "w.bin": b"x" * 1001}, name="bad@")
     assert sorted(p.rule for p in found) == ["config", "entrypoint", "file-size", "folder-name"]
+
+
+def test_an_alias_bomb_is_a_config_problem_not_a_stall() -> None:
+    bomb = 'a: &a ["x","x","x"]\nb: &b [*a,*a,*a]\nc: [*b,*b,*b]\n'
+    problem = only(good(**{"config.yaml": bomb}))
+    assert (problem.rule, problem.line) == ("config", 2)
+    assert problem.message == "not valid YAML: aliases (*a) are not allowed: write the value out"
+
+
+@pytest.mark.parametrize("path", ["x/.git/config", ".GIT", "a/.git./b.py", "git~1/x", "a/.git  /b"])
+def test_names_git_keeps_for_itself(path: str) -> None:
+    problem = only(good(**{path: "x"}))
+    assert problem.rule == "path" and "is a name git keeps for itself" in problem.message
+
+
+@pytest.mark.parametrize("levels", [40, 1100])
+def test_folders_nested_too_deep(tmp_path: Path, levels: int) -> None:
+    """A real git tree nested `levels` deep (a pushed one may nest thousands): one clear problem."""
+    repo = pygit2.init_repository(str(tmp_path / "r.git"), bare=True)
+    node = repo.TreeBuilder()
+    node.insert("leaf.txt", repo.create_blob(b"x"), FileMode.BLOB)
+    tree_id = node.write()
+    for _ in range(levels):
+        parent = repo.TreeBuilder()
+        parent.insert("d", tree_id, FileMode.TREE)
+        tree_id = parent.write()
+    top = repo.TreeBuilder()
+    top.insert("main.py", repo.create_blob(GOOD_MAIN.encode()), FileMode.BLOB)
+    top.insert("config.yaml", repo.create_blob(GOOD_CONFIG.encode()), FileMode.BLOB)
+    top.insert("deep", tree_id, FileMode.TREE)
+    folder = GitFolder(repo, repo[top.write()].peel(pygit2.Tree), "m")
+    found = check_folder(folder, DATASETS, LIMITS).problems
+    assert [(p.rule, p.message) for p in found] == [("path", "folders nest more than 32 levels deep here")]
+    assert found[0].path == "m/deep" + "/d" * 31

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from leadersboard.datasets import Dataset
 from leadersboard.settings import (
     CONFIG_FILE,
     Limits,
@@ -51,13 +52,13 @@ def test_the_config_file_and_environment_overrides(tmp_path: Path) -> None:
                                                 "LEADERSBOARD_EXECUTOR": "process"})
     assert settings.limits.max_active_jobs == 5 and settings.limits.submissions_per_hour == 10
     assert settings.runner.executor == "process" and settings.limits.job_memory == "8g"
-    assert settings.datasets == {"visa": Path("/data/visa")}
+    assert settings.datasets == {"visa": Dataset("visa", Path("/data/visa"))}
     assert settings.api_port == 9000 and settings.base_url == "https://lb.example.org"
     assert settings.redis_url == "redis://env" and settings.mlflow_tracking_uri == "http://file"
 
 
 @pytest.mark.parametrize(("document", "message"), [
-    ({"limit": {}}, "unknown sections limit; known: limits, runner, datasets, server"),
+    ({"limit": {}}, "unknown sections limit; known: limits, runner, datasets, server, access"),
     ({"limits": {"per_hour": 3}}, "Config section 'limits' has unknown keys: per_hour"),
     ({"limits": {"max_active_jobs": "3"}}, "Config 'limits.max_active_jobs' must be a whole number ≥ 0, not '3'"),
     ({"limits": {"max_active_jobs": True}}, "must be a whole number"),
@@ -72,7 +73,11 @@ def test_the_config_file_and_environment_overrides(tmp_path: Path) -> None:
     ({"runner": {"docker_pids": 64}, "limits": {"job_pids": 128}},
      "'runner.docker_pids' is the old name of 'limits.job_pids', and they differ"),
     ({"limits": [1]}, "Config section 'limits' must be a mapping"),
-    ({"datasets": ["visa"]}, "'datasets' must map names to folders"),
+    ({"datasets": ["visa"]}, "Config 'datasets' must map names to data set entries"),
+    ({"datasets": {"visa": {"path": "/d", "scoring": "trust-me"}}},
+     "Config 'datasets.visa.scoring' must be one of: self_reported, verified"),
+    ({"datasets": {"visa": {"folder": "/d"}}}, "Config 'datasets.visa' must be a folder or a mapping with 'path'"),
+    ({"access": {"code_visibility": "open"}}, "Config 'access.code_visibility' must be one of: private, public"),
     ([1, 2], "must be a mapping of sections"),
 ])
 def test_errors_name_the_key(tmp_path: Path, document: object, message: str) -> None:
@@ -97,12 +102,13 @@ def test_what_init_writes_loads_back_the_same(tmp_path: Path) -> None:
 def test_data_sets_are_read_again_when_the_file_changes(tmp_path: Path) -> None:
     path = write(tmp_path, {"datasets": {"visa": "/data/visa"}})
     settings = Settings.load(tmp_path, environ={})
-    assert settings.current_datasets() == {"visa": Path("/data/visa")}
-    write(tmp_path, {"datasets": {"visa": "/data/visa", "miic": "/data/miic"}})
+    assert settings.current_datasets() == {"visa": Dataset("visa", Path("/data/visa"))}
+    write(tmp_path, {"datasets": {"visa": "/data/visa", "miic": {"path": "/data/miic", "scoring": "verified"}}})
     later = time.time() + 5  # another mtime, whatever the file system's resolution
     os.utime(path, (later, later))
-    assert settings.current_datasets() == {"visa": Path("/data/visa"), "miic": Path("/data/miic")}
-    assert settings.datasets == {"visa": Path("/data/visa")}  # the object itself stays as loaded
+    assert settings.current_datasets() == {"visa": Dataset("visa", Path("/data/visa")),
+                                           "miic": Dataset("miic", Path("/data/miic"), scoring="verified")}
+    assert settings.datasets == {"visa": Dataset("visa", Path("/data/visa"))}  # the object itself stays as loaded
 
 
 def test_older_config_files_still_load(tmp_path: Path) -> None:

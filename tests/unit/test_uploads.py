@@ -75,3 +75,21 @@ def test_push_options() -> None:
     options, problems = parse_push_options(["run=maybe", "colour=red"])
     assert options == PushOptions() and [p.rule for p in problems] == ["push-option", "push-option"]
     assert problems[0].path == "-o run=maybe" and "-o run=false" in problems[0].fix
+
+
+def test_deeply_nested_metadata_is_refused() -> None:
+    for depth in (17, 100_000):
+        with pytest.raises(UploadError, match="'metadata' is nested more than 16 levels deep"):
+            Upload.from_form({"metadata": '{"a": ' + "[" * depth + "]" * depth + "}"}, files("main.py"))
+
+
+@pytest.mark.parametrize("name", [".git./x.py", ".GIT/config", "a/git~1", "a/.git /b"])
+def test_names_git_keeps_for_itself_are_refused(name: str) -> None:
+    with pytest.raises(UploadError, match="names git keeps for itself"):
+        clean_path(name, "file name")
+
+
+def test_folders_may_nest_32_levels() -> None:
+    assert clean_path("a/" * 31 + "x.py", "file name")
+    with pytest.raises(UploadError, match="at most 32 levels deep"):
+        clean_path("a/" * 32 + "x.py", "file name")

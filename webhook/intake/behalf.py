@@ -22,6 +22,7 @@ from typing import Any
 import pygit2
 from pygit2.enums import FileMode
 
+from leadersboard.datasets import Dataset
 from leadersboard.folders import GitFolder
 from leadersboard.names import ZERO_OID
 from leadersboard.rules import SUBMISSION_FILE, Problem, check_folder, folder_name_problems
@@ -57,7 +58,7 @@ class PreparedCommit:
             self.quarantine = None
 
 
-def prepare(repo_path: Path, user: str, upload: Upload, datasets: Mapping[str, object],
+def prepare(repo_path: Path, user: str, upload: Upload, datasets: Mapping[str, Dataset],
             limits: Limits) -> PreparedCommit:
     """Build the commit that adds (or replaces) the upload's folder on the tip of its branch and
     check it; `problems` lists every rule it breaks. Raises `UploadError` when there is nothing to
@@ -80,7 +81,10 @@ def prepare(repo_path: Path, user: str, upload: Upload, datasets: Mapping[str, o
     prepared.quarantine = Path(tempfile.mkdtemp(prefix=QUARANTINE_PREFIX, dir=Path(repo.path) / "objects"))
     try:
         _write_into(repo, prepared.quarantine)
-        tree_id = _folder_tree(repo, upload)
+        try:
+            tree_id = _folder_tree(repo, upload)
+        except pygit2.GitError as exc:  # a name git refuses that the form's own checks let through
+            raise UploadError(f"git cannot store these files: {exc}") from exc
         if base is not None and folder in base and base[folder].id == tree_id:
             raise UploadError(f"Nothing to submit: {folder}/ on {short} holds exactly these files already")
         root = repo.TreeBuilder(base) if base is not None else repo.TreeBuilder()

@@ -210,8 +210,10 @@ class Intake:
             refusal = await self.admission.reserve(sub.user, [], [sub.job_id])
             if refusal is not None:
                 raise JobRefused(refusal)
+        dataset = self.settings.current_datasets().get(sub.benchmark.split("/", 1)[0])
+        scoring = dataset.scoring if dataset is not None else "self_reported"
         try:
-            job = await asyncio.to_thread(self.jobs.create, sub, sub.job_id, fresh)
+            job = await asyncio.to_thread(self.jobs.create, sub, sub.job_id, fresh, scoring)
             await enqueue(self.queue, self.settings.queue_name, job)
         except BaseException:
             if reserve:

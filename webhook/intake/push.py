@@ -13,6 +13,7 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import FileMode, ObjectType
 
+from leadersboard.datasets import Dataset
 from leadersboard.folders import GitFolder
 from leadersboard.names import RESOURCE_CLASS, ZERO_OID, branch_owner_problem
 from leadersboard.rules import Problem, SubmissionSpec, check_folder
@@ -89,7 +90,7 @@ def analyze_push(
     quarantine: str | None,
     user: str,
     updates: Iterable[RefUpdate],
-    datasets: Mapping[str, object],
+    datasets: Mapping[str, Dataset],
     limits: Limits,
 ) -> PushAnalysis:
     repo = open_repository(repo_path, quarantine)

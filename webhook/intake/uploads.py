@@ -20,7 +20,7 @@ import yaml
 
 from leadersboard.admission import Refusal
 from leadersboard.names import RESOURCE_CLASS, user_branch
-from leadersboard.rules import DEFAULT_CONFIG, DEFAULT_ENTRYPOINT, SUBMISSION_FILE, Problem
+from leadersboard.rules import DEFAULT_CONFIG, DEFAULT_ENTRYPOINT, MAX_DEPTH, SUBMISSION_FILE, Problem, reserved_name
 
 FILES_FIELD = "files"
 TEXT_FIELDS = ("entrypoint", "config_file", "metadata", "folder", "branch", "message", "run", "resource_class")
@@ -29,6 +29,7 @@ MAX_PATH_CHARS = 1024
 MAX_NAME_CHARS = 255
 MAX_FIELD_BYTES = 64 * 1024
 MAX_MESSAGE_CHARS = 2000
+MAX_METADATA_DEPTH = 16  # metadata becomes submission.yaml, whose reader stops at 64 levels
 # Keys of submission.yaml that the form has fields for; the same keys in `metadata` would contradict them.
 RESERVED_METADATA = {"entrypoint": "entrypoint", "config": "config_file"}
 _SLUG_JUNK = re.compile(r"[^a-z0-9._-]+")
@@ -156,10 +157,13 @@ def clean_path(name: str, what: str) -> str:
     if "\\" in name or name.startswith("/") or re.match(r"[A-Za-z]:", name):
         raise UploadError(f"Invalid {what} {name!r}: give a relative path with '/' between folders "
                           "(no absolute paths, drive letters or backslashes)")
-    for part in name.split("/"):
-        if part in ("", ".", "..") or part.lower() == ".git" or len(part) > MAX_NAME_CHARS:
+    parts = name.split("/")
+    for part in parts:
+        if part in ("", ".", "..") or reserved_name(part) or len(part) > MAX_NAME_CHARS:
             raise UploadError(f"Invalid {what} {name!r}: every part of the path must be a plain name "
-                              "(no '..', '.', '.git' or empty parts)")
+                              "(no '..', '.', empty parts, or names git keeps for itself such as .git or git~1)")
+    if len(parts) > MAX_DEPTH:
+        raise UploadError(f"Invalid {what} {name!r}: folders may nest at most {MAX_DEPTH} levels deep")
     return name
 
 
@@ -182,12 +186,27 @@ def _metadata(raw: str | None) -> dict[str, Any]:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise UploadError(f"'metadata' is not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise UploadError(f"'metadata' is nested more than {MAX_METADATA_DEPTH} levels deep") from None
+    if _depth(value) > MAX_METADATA_DEPTH:
+        raise UploadError(f"'metadata' is nested more than {MAX_METADATA_DEPTH} levels deep")
     if not isinstance(value, dict):
         raise UploadError('\'metadata\' must be a JSON object, e.g. {"method": "PaDiM", "description": "..."}')
     for key, form_field in RESERVED_METADATA.items():
         if key in value:
             raise UploadError(f"'metadata' must not hold {key!r}: use the form field '{form_field}'")
     return value
+
+
+def _depth(value: object) -> int:
+    """How deeply lists and objects nest in a JSON value (without recursion: the value is the caller's)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            todo += [(child, level + 1) for child in (item.values() if isinstance(item, dict) else item)]
+    return deepest
 
 
 def _run_option(form: str | None, from_metadata: object) -> bool:

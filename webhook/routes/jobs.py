@@ -112,6 +112,8 @@ async def cancel_job(job_id: str, caller: CurrentUser, service: ServiceDep) -> d
     job = await _own_job(service, job_id, caller)
     if not job.status.active:
         raise HTTPException(409, f"The job has ended already ({job.status})")
+    if not job.run_id:
+        raise HTTPException(409, "The job is being created right now: cancel it again in a moment")
     queued = QueueJob(job.id, service.queue, _queue_name=service.settings.queue_name)
     pending = job.status == JobStatus.PENDING
     if pending:  # ended first, so a worker that picks the entry up anyway skips it

@@ -1,0 +1,62 @@
+"""MLflow's own route table, read from the installed MLflow in a child process (importing MLflow's
+server here would bring its import-time warnings and global state into the test process): the
+Flask app's url_map (what `mlflow server` serves under gunicorn) and the routers the FastAPI app
+adds (under uvicorn, the default of an operator's own server)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+
+DUMP = r'''
+import json, warnings
+warnings.simplefilter("ignore")
+from mlflow.server import app
+routes = [{"methods": sorted(rule.methods - {"HEAD", "OPTIONS"}), "rule": rule.rule, "endpoint": rule.endpoint}
+          for rule in app.url_map.iter_rules()]
+from mlflow.server import fastapi_app
+for included in fastapi_app.app.routes:
+    router = getattr(included, "original_router", None)
+    if router is None:
+        continue
+    prefix = included.include_context.prefix
+    for route in router.routes:
+        methods = sorted((getattr(route, "methods", None) or set()) - {"HEAD", "OPTIONS"})
+        if methods:
+            routes.append({"methods": methods, "rule": prefix + route.path, "endpoint": route.name})
+print(json.dumps(routes))
+'''
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    rule: str  # Flask's spelling: <name>, <path:name>
+    endpoint: str
+
+    def path(self, fill: dict[str, str], default: str = "x") -> str:
+        """A concrete path: each parameter from `fill` (by name), else `default`."""
+        return re.sub(r"<(?:path:)?(\w+)>", lambda m: fill.get(m.group(1), default), self.rule)
+
+    @property
+    def shape(self) -> str:
+        """The rule without parameter names (`<path>` / `<x>`), to compare spellings."""
+        return re.sub(r"<\w+>", "<x>", re.sub(r"<path:\w+>", "<path>", self.rule))
+
+
+def mlflow_routes() -> list[Route]:
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    out = subprocess.run([sys.executable, "-c", DUMP], capture_output=True, text=True, check=True, timeout=180,
+                         env=env).stdout
+    routes = set()
+    for entry in json.loads(out.splitlines()[-1]):
+        # FastAPI spells parameters {name} and {name:path}; write them as Flask does.
+        rule = re.sub(r"\{(\w+):path\}", r"<path:\1>", entry["rule"])
+        rule = re.sub(r"\{(\w+)\}", r"<\1>", rule)
+        routes |= {Route(method, rule, entry["endpoint"]) for method in entry["methods"]}
+    return sorted(routes, key=lambda r: (r.rule, r.method))
