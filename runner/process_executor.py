@@ -156,13 +156,13 @@ class ProcessExecutor:
         for name in sandbox.data_mounts:
             (sandbox.workdir / name).mkdir()  # where the jail mounts the category
         await asyncio.to_thread(scratch_folder.hand_over, sandbox.scratch, jail.uid, jail.gid)
+        datasets = [str(dataset.path) for dataset in self.settings.current_datasets().values()]
         cgroup = jail.cgroups.job(sandbox.env.get(JOB_ENV) or sandbox.scratch.name) if jail.cgroups else None
         if cgroup is not None:
             try:
                 await asyncio.to_thread(cgroup.create, jail.limits)
             except CgroupError as exc:
                 raise SandboxError(str(exc)) from exc
-        datasets = [str(dataset.path) for dataset in self.settings.current_datasets().values()]
         status_read, status_write = os.pipe()
         proc: asyncio.subprocess.Process | None = None
         timed_out, oom_kills, start = False, 0, time.monotonic()
