@@ -7,27 +7,21 @@ instance folder hidden and writing only its scratch folder. Ending the jail's la
 process of the job (its PID namespace dies with its first process); the control group is then
 emptied and removed.
 
-Otherwise jobs run unconfined, as the worker's user, and the worker, `serve`, each job log and
-/healthz say so. The job's process group is then killed at the end, and every process that carries
-the job's id in its environment (`processes.py`); it gets a network namespace of its own where the
-kernel allows one.
+Otherwise jobs run unconfined (`unconfined.py`), as the worker's user, and the worker, `serve`, each
+job log and /healthz say so.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import logging
 import os
 import pwd
-import resource
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -38,7 +32,7 @@ from .cgroups import CgroupError, CgroupTree, JobCgroup, ResourceLimits
 from .containers import instance_label
 from .jail import JailSpec
 from .mounts import own_mount_namespace
-from .processes import JOB_ENV, kill_job_processes
+from .processes import JOB_ENV
 from .sandbox import (
     CONFINED,
     PARTIAL,
@@ -53,14 +47,12 @@ from .sandbox import (
     View,
     stream_output,
 )
+from .unconfined import network_isolation_works, run_unconfined
 
 log = logging.getLogger(__name__)
 
 KILL_GRACE_SECONDS = 5.0
 PROBE_SECONDS = 60
-PR_SET_PDEATHSIG = 1
-CLONE_NEWNET = 0x40000000
-CLONE_NEWUSER = 0x10000000
 PROBE_PREFIX = "probe-"
 CGROUP_FS = "/sys/fs/cgroup"
 # The jail's launcher (its spec on stdin): the platform's own Python, isolated from the environment and the cwd.
@@ -149,7 +141,7 @@ class ProcessExecutor:
 
     async def run(self, sandbox: Sandbox, on_output: OutputSink) -> Outcome:
         if self.jail is None:
-            return await self._run_unconfined(sandbox, on_output)
+            return await run_unconfined(sandbox, on_output, not sandbox.network and self.isolates_network)
         return await self._run_jailed(self.jail, sandbox, on_output)
 
     async def _run_jailed(self, jail: HostJail, sandbox: Sandbox, on_output: OutputSink) -> Outcome:
@@ -192,26 +184,6 @@ class ProcessExecutor:
         assert proc is not None
         return Outcome(None if timed_out else proc.returncode, timed_out, time.monotonic() - start,
                        jail.memory if oom_kills else None)
-
-    async def _run_unconfined(self, sandbox: Sandbox, on_output: OutputSink) -> Outcome:
-        for name, source in sandbox.data_mounts.items():
-            (sandbox.workdir / name).symlink_to(source, target_is_directory=True)
-        start = time.monotonic()
-        proc = await asyncio.create_subprocess_exec(
-            *sandbox.command, cwd=sandbox.workdir, env=sandbox.env, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-            preexec_fn=_child_limits(sandbox.max_file_bytes, not sandbox.network and self.isolates_network))
-        timed_out = False
-        try:
-            timed_out = await stream_output(proc, on_output, sandbox.timeout_seconds)
-        finally:
-            # Also when cancelled: nothing the submission started may outlive its job, not even a
-            # process that left the group (found by the job id in its environment).
-            await _kill_group(proc)
-            job_id = sandbox.env.get(JOB_ENV)
-            if job_id:
-                kill_job_processes(job_id)
-        return Outcome(None if timed_out else proc.returncode, timed_out, time.monotonic() - start)
 
 
 def _launcher_env(sandbox: Sandbox) -> dict[str, str]:
@@ -313,60 +285,3 @@ def _destroy(cgroup: JobCgroup) -> None:
         cgroup.destroy()
     except CgroupError:  # the reconciler tries again
         log.exception("could not remove a job's control group")
-
-
-def network_isolation_works() -> bool:
-    """Whether this host lets a child leave the network (probed once per worker with /bin/true)."""
-    try:
-        subprocess.run(["true"], preexec_fn=_unshare_network, check=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return True
-
-
-def _unshare_network() -> None:
-    """Move this process into a new, empty network namespace (a user namespace too when not root)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    flags = CLONE_NEWNET if os.geteuid() == 0 else CLONE_NEWUSER | CLONE_NEWNET
-    if libc.unshare(flags) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"unshare: {os.strerror(errno)}")
-
-
-def _child_limits(max_file_bytes: int, isolate_network: bool) -> Callable[[], None]:
-    def apply() -> None:  # runs in the child between fork and exec
-        if isolate_network:
-            _unshare_network()
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the worker
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
-
-    return apply
-
-
-async def _kill_group(proc: asyncio.subprocess.Process) -> None:
-    """TERM the whole process group, then KILL what is left after a grace period."""
-
-    def alive() -> bool:
-        return proc.returncode is None or _group_alive(proc.pid)
-
-    if alive():
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + KILL_GRACE_SECONDS
-        while alive() and time.monotonic() < deadline:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), 0.1)
-        if alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-    await proc.wait()
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
