@@ -24,6 +24,7 @@ import redis
 import yaml
 
 from leadersboard.contract import active_key, hourly_key
+from leadersboard.datasets import Dataset
 from leadersboard.local.mlflow_server import MlflowServer
 from leadersboard.local.redis_server import RedisServer
 from leadersboard.settings import Limits
@@ -170,7 +171,9 @@ BAD_REQUESTS: dict[str, tuple[Files | list[tuple[str, str | bytes]], dict[str, s
     "nested-dot-dot": (good_files(**{"src/../../evil.py": "x = 1\n"}), {}, ("no '..'",)),
     "absolute": (good_files(**{"/etc/evil.py": "x = 1\n"}), {}, ("no absolute paths",)),
     "backslash": (good_files(**{"src\\evil.py": "x = 1\n"}), {}, ("backslashes",)),
-    "dot-git": (good_files(**{".git/config": "[core]\n"}), {}, ("'.git'",)),
+    "dot-git": (good_files(**{".git/config": "[core]\n"}), {}, ("'.git/config'", "names git keeps for itself")),
+    "dot-git-dot": (good_files(**{".git./x": "x"}), {}, ("'.git./x'", "names git keeps for itself")),
+    "too-deep": (good_files(**{"a/" * 40 + "x.py": "x"}), {}, ("at most 32 levels deep",)),
     "duplicate": ([("main.py", GOOD_MAIN), ("config.yaml", GOOD_CONFIG), ("main.py", "def main():\n    pass\n")], {},
                   ("Duplicate file name 'main.py'",)),
     "file-and-folder": (good_files(src="x", **{"src/a.py": "x"}), {}, ("as a file and as a folder",)),
@@ -470,7 +473,7 @@ def _upload_of(folder: str, tmp_path: Path) -> Iterator[Upload]:
 
 @pytest.mark.parametrize("branch_exists", [True, False], ids=["existing-branch", "new-branch"])
 def test_publish_refuses_when_the_tip_moved(instance: Instance, tmp_path: Path, branch_exists: bool) -> None:
-    datasets, limits = {"visa": tmp_path}, Limits()
+    datasets, limits = {"visa": Dataset("visa", tmp_path, "visa", categories=("pcb1",))}, Limits()
     if branch_exists:
         with _upload_of("first", tmp_path) as first:
             assert publish(instance.repo, prepare(instance.repo, "alice", first, datasets, limits))

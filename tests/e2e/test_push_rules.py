@@ -4,6 +4,7 @@ and leaves every ref of the bare repository as it was, spending no quota."""
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from leadersboard.contract import active_key, hourly_key
 from leadersboard.local.redis_server import RedisServer
 
 from support.folders import BAD_FOLDERS, RULES_INSTANCE, BadFolder, find_message
-from support.git import GitClient, remote_lines
+from support.git import GitClient, git_env, remote_lines
 from support.instances import Instance, create_instance, submission_files
 from support.servers import Server, running_server
 
@@ -33,10 +34,10 @@ class Env:
     _count = 0
 
     def clone_base(self, user: str = "alice") -> GitClient:
-        """A fresh clone of users/alice/base by `user` (with that user's valid token)."""
+        """A fresh clone of `main` (alice's base commit) by `user`, with that user's valid token."""
         Env._count += 1
         client = GitClient(self.tmp / f"case-{Env._count}", self.server.url_for(user), user)
-        rc, out = client.clone("users/alice/base")
+        rc, out = client.clone("main")
         assert rc == 0, out
         return client
 
@@ -50,6 +51,9 @@ def env(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> 
         base = client.commit("base", submission_files(), folder="model")
         rc, out = client.push("HEAD:users/alice/base")
         assert rc == 0, out
+        # Published on main by the operator: every participant fetches main (others' branches are private).
+        subprocess.run(["git", "--git-dir", str(inst.repo), "update-ref", "refs/heads/main", base], check=True,
+                       env=git_env(inst.home))
         yield Env(inst, server, base, tmp)
 
 
