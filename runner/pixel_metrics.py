@@ -8,11 +8,12 @@ pixels' shares of their regions (for the per-region overlap). The metrics are th
 binned values, with scikit-learn's `roc_auc_score` (bins as scores, counts as sample weights) and
 `auc`. Memory: three arrays of `bins` numbers, one chunk of pixels, one map and one mask.
 
-What binning changes: two pixel values in one bin tie. For the AUROC that only matters for a normal
-and a defective pixel sharing a bin, so the binned value is within `auroc_error` (half the share
-of such pairs among all normal-defective pairs) of the exact one, and equal to it when no bin holds
-both. With 2^20 bins that bound is about 1e-6 or less for real maps (it is logged with the metric).
-The AUPRO curve keeps the points at the bins' edges, each exact; only points inside a bin are lost.
+What binning changes: two different values in one bin tie. For the AUROC that only matters for a
+normal and a defective pixel sharing such a bin, so the binned value is within `max_error` (half
+the share of those pairs among all normal-defective pairs) of the exact one; it is exact when no bin
+holds two different values (equal values, e.g. maps clipped to [0, 1], tie in the exact AUROC too).
+With 2^20 bins the bound is about 1e-6 or less for real maps; the job's run records it. The AUPRO
+curve keeps its points at the bins' edges, each exact; only the points inside a bin are lost.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class PixelHistogram:
     normal: NDArray[np.int64] = field(init=False)
     defective: NDArray[np.int64] = field(init=False)
     region_share: NDArray[np.float64] = field(init=False)
+    mixed: NDArray[np.bool_] = field(init=False)  # bins that hold two different values
     _pending: list[NDArray[np.int64]] = field(init=False, default_factory=list)
     _pending_regions: list[tuple[NDArray[np.int64], NDArray[np.float64]]] = field(init=False, default_factory=list)
     _pending_pixels: int = field(init=False, default=0)
@@ -58,11 +60,16 @@ class PixelHistogram:
         self.normal = np.zeros(self.bins, dtype=np.int64)
         self.defective = np.zeros(self.bins, dtype=np.int64)
         self.region_share = np.zeros(self.bins, dtype=np.float64)
+        self.mixed = np.zeros(self.bins, dtype=bool)
+        self._seen = np.zeros(self.bins, dtype=bool)
+        self._value = np.zeros(self.bins, dtype=np.float64)
         self._scale = self.bins / (self.high - self.low) if self.high > self.low else 0.0
 
     def add(self, values: NDArray[np.floating], mask: BoolMap | None) -> None:
         """One map; `mask` marks its defective pixels (None: all normal)."""
-        bins = self.bin_of(values)
+        exact = values.astype(np.float64)
+        bins = self.bin_of(exact)
+        self._note_values(bins.ravel(), exact.ravel())
         if mask is None or not mask.any():
             self._pending.append(bins.ravel())
         else:
@@ -80,6 +87,15 @@ class PixelHistogram:
     def bin_of(self, values: NDArray[np.floating]) -> NDArray[np.int64]:
         scaled = (values.astype(np.float64) - self.low) * self._scale
         return np.clip(scaled.astype(np.int64), 0, self.bins - 1)
+
+    def _note_values(self, bins: NDArray[np.int64], values: NDArray[np.float64]) -> None:
+        """Marks the bins that hold two different values: only there can the binned ranking differ
+        from the exact one (equal values tie either way). Each bin remembers one value it holds."""
+        differs = self._seen[bins] & (values != self._value[bins])
+        self._value[bins] = values  # one of them stays, whichever numpy writes last
+        differs |= values != self._value[bins]
+        self.mixed[bins[differs]] = True
+        self._seen[bins] = True
 
     def flush(self) -> None:
         if self._pending:
@@ -105,7 +121,8 @@ def pixel_auroc(histogram: PixelHistogram) -> PixelAuroc | None:
     truth = np.concatenate((np.zeros(used.size), np.ones(used.size)))
     keep = weights > 0
     value = roc_auc_score(truth[keep], np.concatenate((used, used))[keep], sample_weight=weights[keep])
-    shared = float(np.dot(normal.astype(np.float64), defective.astype(np.float64)))
+    mixed = histogram.mixed
+    shared = float(np.dot(normal[mixed].astype(np.float64), defective[mixed].astype(np.float64)))
     return PixelAuroc(float(value), 0.5 * shared / (float(total_normal) * float(total_defective)))
 
 
@@ -119,8 +136,10 @@ def aupro(histogram: PixelHistogram, fpr_limit: float = FPR_LIMIT) -> float | No
     # Thresholds from the highest bin down: a pixel is flagged when its bin is at or above it.
     used = np.flatnonzero((histogram.normal > 0) | (histogram.defective > 0))[::-1]
     fpr = np.concatenate(([0.0], np.cumsum(histogram.normal[used]) / total_normal))
-    pro = np.concatenate(([0.0], np.cumsum(histogram.region_share[used]) / histogram.regions))
-    pro = np.minimum(pro, 1.0)  # float sums of 1/size may overshoot by an ulp
+    # The shares add up to the number of regions; dividing by their float sum instead keeps a curve
+    # that reaches every region's every pixel at exactly 1.0, whatever the rounding of 1/size.
+    shares = np.cumsum(histogram.region_share[used])
+    pro = np.concatenate(([0.0], np.minimum(shares / shares[-1], 1.0)))
     # The curve up to the limit, with the point at the limit interpolated on its segment.
     last = int(np.flatnonzero(fpr <= fpr_limit)[-1])
     if fpr[last] < fpr_limit and last + 1 < fpr.size:
