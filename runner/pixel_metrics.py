@@ -61,13 +61,12 @@ class PixelHistogram:
         self.defective = np.zeros(self.bins, dtype=np.int64)
         self.region_share = np.zeros(self.bins, dtype=np.float64)
         self.mixed = np.zeros(self.bins, dtype=bool)
-        self._seen = np.zeros(self.bins, dtype=bool)
-        self._value = np.zeros(self.bins, dtype=np.float64)
+        self._value = np.full(self.bins, np.nan)  # maps are finite: NaN marks an empty bin
         self._scale = self.bins / (self.high - self.low) if self.high > self.low else 0.0
 
     def add(self, values: NDArray[np.floating], mask: BoolMap | None) -> None:
         """One map; `mask` marks its defective pixels (None: all normal)."""
-        exact = values.astype(np.float64)
+        exact = values.astype(np.float64, copy=False)
         bins = self.bin_of(exact)
         self._note_values(bins.ravel(), exact.ravel())
         if mask is None or not mask.any():
@@ -85,17 +84,20 @@ class PixelHistogram:
             self.flush()
 
     def bin_of(self, values: NDArray[np.floating]) -> NDArray[np.int64]:
-        scaled = (values.astype(np.float64) - self.low) * self._scale
-        return np.clip(scaled.astype(np.int64), 0, self.bins - 1)
+        scaled = np.subtract(values, self.low, dtype=np.float64)
+        scaled *= self._scale
+        bins: NDArray[np.int64] = scaled.astype(np.int64)
+        np.clip(bins, 0, self.bins - 1, out=bins)
+        return bins
 
     def _note_values(self, bins: NDArray[np.int64], values: NDArray[np.float64]) -> None:
         """Marks the bins that hold two different values: only there can the binned ranking differ
         from the exact one (equal values tie either way). Each bin remembers one value it holds."""
-        differs = self._seen[bins] & (values != self._value[bins])
+        before = self._value[bins]
+        differs = (values != before) & ~np.isnan(before)  # NaN: the bin held nothing yet
         self._value[bins] = values  # one of them stays, whichever numpy writes last
         differs |= values != self._value[bins]
         self.mixed[bins[differs]] = True
-        self._seen[bins] = True
 
     def flush(self) -> None:
         if self._pending:
