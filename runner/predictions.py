@@ -47,6 +47,10 @@ def read_predictions(path: Path, images: Sequence[TestImage]) -> Predictions:
     checked; raises PredictionsError at the first problem."""
     if not images:
         raise ValueError("a verified test set has at least one image")
+    if len({image.name for image in images}) != len(images):
+        raise ValueError("two test images share a name")
+    if len({image.stem for image in images}) != len(images):
+        raise ValueError("two test images share a stem: their maps would share a name")
     scores, labels = _read_table(path, images)
     maps = read_maps(path.parent / MAPS_DIR, images)
     return Predictions(tuple(image.name for image in images), scores, labels, maps)

@@ -304,3 +304,11 @@ def test_a_map_changed_after_the_check_fails_when_scored(tmp_path: Path) -> None
     assert predictions.maps is not None
     with pytest.raises(PredictionsError, match=r"maps/b2\.npy: 24 values are not a finite number"):
         predictions.maps.read(IMAGES[1])
+
+
+def test_a_test_set_must_name_its_images_once(tmp_path: Path) -> None:
+    write_predictions(tmp_path / "predictions.csv", ROWS)
+    with pytest.raises(ValueError, match="share a name"):
+        read_predictions(tmp_path / "predictions.csv", [*IMAGES, IMAGES[0]])
+    with pytest.raises(ValueError, match="share a stem"):
+        read_predictions(tmp_path / "predictions.csv", [*IMAGES, TestImage("a1.jpg", 4, 6, NORMAL)])
