@@ -51,7 +51,7 @@ class PixelHistogram:
     normal: NDArray[np.int64] = field(init=False)
     defective: NDArray[np.int64] = field(init=False)
     region_share: NDArray[np.float64] = field(init=False)
-    mixed: NDArray[np.bool_] = field(init=False)  # bins that hold two different values
+    mixed: NDArray[np.bool_] = field(init=False)  # bins where two different values may tie
     _pending: list[NDArray[np.int64]] = field(init=False, default_factory=list)
     _pending_regions: list[tuple[NDArray[np.int64], NDArray[np.float64]]] = field(init=False, default_factory=list)
     _pending_pixels: int = field(init=False, default=0)
@@ -62,13 +62,16 @@ class PixelHistogram:
         self.region_share = np.zeros(self.bins, dtype=np.float64)
         self.mixed = np.zeros(self.bins, dtype=bool)
         self._value = np.full(self.bins, np.nan)  # maps are finite: NaN marks an empty bin
+        self._defective_bins = np.zeros(self.bins, dtype=bool)
+        self._skipped = False  # a normal image's value was not compared
         self._scale = self.bins / (self.high - self.low) if self.high > self.low else 0.0
 
     def add(self, values: NDArray[np.floating], mask: BoolMap | None) -> None:
-        """One map; `mask` marks its defective pixels (None: all normal)."""
+        """One map; `mask` marks its defective pixels (None: a normal image). Adding the images with
+        a mask first keeps the error bound tightest (any order gives a true bound)."""
         exact = values.astype(np.float64, copy=False)
         bins = self.bin_of(exact)
-        self._note_values(bins.ravel(), exact.ravel())
+        self._note_values(bins.ravel(), exact.ravel(), mask)
         if mask is None or not mask.any():
             self._pending.append(bins.ravel())
         else:
@@ -90,9 +93,25 @@ class PixelHistogram:
         np.clip(bins, 0, self.bins - 1, out=bins)
         return bins
 
-    def _note_values(self, bins: NDArray[np.int64], values: NDArray[np.float64]) -> None:
-        """Marks the bins that hold two different values: only there can the binned ranking differ
-        from the exact one (equal values tie either way). Each bin remembers one value it holds."""
+    def _note_values(self, bins: NDArray[np.int64], values: NDArray[np.float64], mask: BoolMap | None) -> None:
+        """Marks the bins that hold two different values where a defective pixel is: only there can
+        the binned ranking differ from the exact one (equal values tie either way).
+
+        Comparing every value costs more than the rest of the histogram, and a normal pixel matters
+        only in a bin that holds a defective one. So every value of an image with a mask is compared,
+        and of a normal image only those in bins that already hold a defective pixel. A mask that
+        comes after a normal image cannot know what that image's skipped values were: its defective
+        bins are marked, which keeps the bound true (if looser)."""
+        if mask is not None:
+            defective = bins[mask.ravel()]
+            if self._skipped:
+                self.mixed[defective] = True
+            self._defective_bins[defective] = True
+        else:
+            compared = self._defective_bins[bins]
+            self._skipped = self._skipped or not compared.all()
+            bins, values = bins[compared], values[compared]
+        # Each bin remembers one value it holds.
         before = self._value[bins]
         differs = (values != before) & ~np.isnan(before)  # NaN: the bin held nothing yet
         self._value[bins] = values  # one of them stays, whichever numpy writes last

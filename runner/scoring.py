@@ -108,7 +108,7 @@ def _pixel_metrics(images: Sequence[TestImage], predictions: Predictions, load_m
         missing.update({c.METRIC_PIXEL_AUROC: why, c.METRIC_AUPRO: why})
         return None, None, None
     histogram = PixelHistogram(maps.low, maps.high, bins)
-    for image in images:
+    for image in sorted(images, key=lambda image: image.mask is None):  # masked first: the tightest bound
         if image.label == ANOMALOUS and image.mask is None:
             continue  # which of its pixels are defective is unknown: it takes no part
         mask = None if image.mask is None else _mask(image, load_mask)

@@ -234,3 +234,24 @@ def test_predictions_of_another_test_set_are_refused(tmp_path: Path, images: lis
     predictions = predict(tmp_path / "job", images, LABELS)
     with pytest.raises(ValueError, match="another test set"):
         score(list(reversed(images)), predictions)
+
+
+@pytest.mark.parametrize("masked_first", [True, False])
+def test_the_bound_is_exact_with_masks_first_and_true_in_any_order(tmp_path: Path, masked_first: bool) -> None:
+    rng = np.random.default_rng(11)
+    images = make_test_set(tmp_path / "truth", LABELS, size=(32, 32))
+    masks = true_masks(images)
+    # 13 levels in 256 bins: binning is exact; only the bound can tell, in the right order.
+    maps = [np.round(rng.random(image.shape) * 0.9 + 0.3 * mask, 1) for image, mask in zip(images, masks, strict=True)]
+    order = sorted(range(len(images)), key=lambda i: (images[i].mask is None) == masked_first)
+    histograms = {}
+    for name, sequence in (("given", order), ("masked first", sorted(order, key=lambda i: images[i].mask is None))):
+        histograms[name] = PixelHistogram(0.0, 1.3, 256)
+        for i in sequence:
+            histograms[name].add(maps[i], masks[i] if images[i].mask is not None else None)
+    truth, values = pixels(images, maps)
+    exact = roc_auc_score(truth, values)
+    given, best = pixel_auroc(histograms["given"]), pixel_auroc(histograms["masked first"])
+    assert given is not None and best is not None and given.value == best.value
+    assert given.value == pytest.approx(exact, abs=1e-12) and best.max_error == 0.0
+    assert (given.max_error == 0.0) == masked_first
