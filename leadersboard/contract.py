@@ -69,11 +69,16 @@ TAG_SCORING = "leadersboard.scoring"  # self_reported or verified, fixed when th
 TAG_F1_FROM = "leadersboard.f1_from"  # verified: the submission's labels, or the best threshold
 SELF_REPORTED_PREFIX = "self_reported."  # verified: what the submission logged itself, kept under this
 TAG_GIT_COMMIT = "mlflow.source.git.commit"
+TAG_F1_METHOD = "leadersboard.f1_method"  # verified: "label" (the job's labels) or "best_threshold" (of its scores)
+TAG_F1_THRESHOLD = "leadersboard.f1_threshold"  # verified, best_threshold: the score threshold chosen
+TAG_PIXEL_AUROC_MAX_ERROR = "leadersboard.pixel_auroc_max_error"  # verified: the bound of its binning
 TAG_PARENT_RUN = "mlflow.parentRunId"  # a submission's own run, copied under its job's run
 PLATFORM_TAG_PREFIXES = ("mlflow.", "leadersboard.")  # tags a submission may never set on its job
 
 METRIC_AUROC = "auroc"
 METRIC_F1 = "f1_score"
+METRIC_PIXEL_AUROC = "pixel_auroc"  # verified benchmarks with masks, when the job wrote maps
+METRIC_AUPRO = "aupro"  # likewise: area under the per-region overlap curve up to FPR 0.3
 METRIC_RUNTIME = "runtime_seconds"
 PLATFORM_METRICS = (METRIC_RUNTIME,)  # measured by the platform: a submission's own values are not copied
 RANKED_METRICS = (METRIC_AUROC, METRIC_F1)  # what the leaderboard ranks on: finite, in [0, 1]

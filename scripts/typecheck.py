@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TREE = ROOT / "build" / "typecheck"
-NOT_OURS = "/examples/padim/"  # participants' code, run in the sandbox: not ours to type-check
+NOT_OURS = "/examples/padim[^/]*/"  # participants' code, run in the sandbox: not ours to type-check
 
 
 def package_dirs() -> dict[str, Path]:

@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = ["leadersboard/contract.py", "leadersboard/local/redis_server.py", "leadersboard/cli/__main__.py",
             "leadersboard/hooks/relay.sh", "leadersboard/webhook/intake/intake.py", "leadersboard/runner/job.py",
             "leadersboard/site_generator/build.py", "leadersboard/templates/site/index.html",
-            "leadersboard/templates/web/static/web.js", "leadersboard/examples/padim/main.py"]
+            "leadersboard/templates/web/static/web.js", "leadersboard/examples/padim/main.py",
+            "leadersboard/examples/padim-verified/main.py", "leadersboard/runner/scoring.py"]
 
 
 @pytest.fixture(scope="module")
