@@ -137,6 +137,11 @@ class Settings:
         return self.home / "site-cache.json"
 
     @property
+    def sealed_dir(self) -> Path:
+        """Sealed views of verified data sets (built once per data set version; see runner/sealed.py)."""
+        return self.home / "sealed"
+
+    @property
     def scratch_dir(self) -> Path:
         """Jobs' working folders (each removed when its job ends)."""
         return self.home / "scratch"

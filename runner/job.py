@@ -10,15 +10,19 @@ import contextlib
 import logging
 import math
 import stat
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
+from mlflow.entities import Metric, RunTag
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from leadersboard import contract as c
+from leadersboard.dataset_layouts import LayoutError
+from leadersboard.datasets import Dataset
 from leadersboard.jobs import Job, JobStatus, JobStore
 from leadersboard.settings import Settings
 
@@ -28,7 +32,11 @@ from .livelog import LiveLog
 from .local_store import CopyLimits, CopyRefused
 from .processes import JOB_ENV
 from .results import ArtifactScope, CopyReport, copy_local_runs
-from .sandbox import WORK_DIR, Confinement, Outcome, OutputSink, Sandbox, SandboxError, View
+from .sandbox import UNCONFINED, WORK_DIR, Confinement, Outcome, OutputSink, Sandbox, SandboxError, View
+from .sealed import SealError
+from .untrusted import PredictionsError
+from .verified import PREDICTIONS_FILE, TEST_MOUNT, TRAIN_MOUNT, VerifiedRun
+from .verified import prepare as prepare_verified
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +109,8 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
     except CheckoutError as exc:
         raise JobFailed(f"the submission could not be checked out: {exc}") from exc
     view = w.executor.view(scratch, w.gpu)
-    sandbox = _sandbox(settings, job, scratch, view, w.gpu)
+    verified = await _verified_run(w, job, livelog) if job.scoring == "verified" else None
+    sandbox = _sandbox(settings, job, scratch, view, w.gpu, verified)
     network = "none" if w.executor.isolates_network else "not isolated on this worker"
     await livelog.note(f"sandbox: {w.executor.confinement}")
     await livelog.note(f"running {' '.join(sandbox.command[1:])} with the {w.executor.name} executor, "
@@ -111,7 +120,7 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
                        + (f" with exit code {outcome.exit_code}" if outcome.exit_code is not None else ""))
     await asyncio.to_thread(w.jobs.client.log_metric, job.run_id, c.METRIC_RUNTIME, round(outcome.runtime_seconds, 3))
     try:
-        report = await asyncio.to_thread(_copy_results, w, job, scratch, view)
+        report = await asyncio.to_thread(_copy_results, w, job, scratch, view, verified is not None)
     except CopyRefused as exc:
         raise JobFailed(str(exc)) from exc
     if report.ignored:
@@ -124,6 +133,8 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
                           "use less (smaller images or batches, fewer data loader workers)")
     if outcome.exit_code != 0:
         return JobStatus.FAILED, f"{job.entrypoint} exited with code {outcome.exit_code}: {_last_line(livelog.path)}"
+    if verified is not None:
+        return await _score(w, job, verified, scratch / WORK_DIR, livelog)
     if c.METRIC_AUROC not in report.metrics:
         return JobStatus.FAILED, ("no 'auroc' metric was logged; log it with mlflow.log_metric('auroc', value) "
                                   "inside mlflow.start_run()")
@@ -142,12 +153,61 @@ def ranked_metric_problem(metrics: dict[str, float]) -> str | None:
     return None
 
 
-def _sandbox(settings: Settings, job: Job, scratch: Path, view: View, gpu: str | None) -> Sandbox:
-    work = scratch / WORK_DIR
+async def _verified_run(w: WorkerContext, job: Job, livelog: LiveLog) -> VerifiedRun:
+    """The sealed view a verified job sees; refused where the worker could not keep the labels from it."""
+    if w.executor.confinement.level == UNCONFINED:
+        raise JobFailed("this benchmark is scored on test labels kept from the job, and this worker cannot keep "
+                        "them from it (it runs jobs unconfined); the operators must run it as root or with Docker")
+    dataset = _dataset(w.settings, job)
+    try:
+        run = await asyncio.to_thread(prepare_verified, w.settings.sealed_dir, dataset, job.benchmark.split("/")[1])
+    except (SealError, LayoutError, OSError) as exc:
+        log.exception("job %s: the sealed view could not be built", job.id)
+        raise JobFailed(f"the platform could not prepare the test set ({exc}); the operators have the details") \
+            from exc
+    await livelog.note(f"verified benchmark: {len(run.view.test_set())} test images in {TEST_MOUNT}/, "
+                       f"training images in {TRAIN_MOUNT}/; write {PREDICTIONS_FILE}")
+    return run
+
+
+async def _score(w: WorkerContext, job: Job, verified: VerifiedRun, work: Path,
+                 livelog: LiveLog) -> tuple[JobStatus, str]:
+    """The platform's scores of a verified job: its official metrics, or why its predictions fail."""
+    try:
+        scores = await asyncio.to_thread(verified.evaluate, work)
+    except PredictionsError as exc:
+        return JobStatus.FAILED, str(exc)
+    metrics = scores.metrics()
+    if c.METRIC_AUROC not in metrics:
+        why = scores.missing.get(c.METRIC_AUROC, "the test set does not allow it")
+        return JobStatus.FAILED, f"the platform could not compute auroc: {why}"
+    await asyncio.to_thread(_log_scores, w, job, metrics, scores.tags())
+    shown = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
+    await livelog.note(f"scored by the platform: {shown}")
+    return JobStatus.COMPLETED, ""
+
+
+def _log_scores(w: WorkerContext, job: Job, metrics: dict[str, float], tags: dict[str, str]) -> None:
+    now = int(time.time() * 1000)
+    w.jobs.client.log_batch(job.run_id, metrics=[Metric(name, value, now, 0) for name, value in metrics.items()],
+                            tags=[RunTag(name, value) for name, value in tags.items()])
+
+
+def _dataset(settings: Settings, job: Job) -> Dataset:
     dataset = settings.current_datasets().get(job.dataset)
     if dataset is None or not dataset.path.is_dir():
         raise JobFailed(f"the data set {job.dataset!r} is not available on this worker")
-    mounts = {entry.name: entry for entry in sorted(dataset.path.iterdir()) if entry.is_dir()}
+    return dataset
+
+
+def _sandbox(settings: Settings, job: Job, scratch: Path, view: View, gpu: str | None,
+             verified: VerifiedRun | None) -> Sandbox:
+    work = scratch / WORK_DIR
+    dataset = _dataset(settings, job)
+    if verified is not None:  # the sealed view only: no label, no mask, no original name
+        mounts = verified.mounts()
+    else:
+        mounts = {entry.name: entry for entry in sorted(dataset.path.iterdir()) if entry.is_dir()}
     clash = sorted(name for name in mounts if (work / name).exists())
     if clash:
         raise JobFailed(f"the submission has {', '.join(clash)}, which hides the data set folder of that name; "
@@ -173,12 +233,13 @@ def _sandbox(settings: Settings, job: Job, scratch: Path, view: View, gpu: str |
         "CUDA_VISIBLE_DEVICES": view.gpu,  # one GPU per worker; none when the worker has none
         JOB_ENV: job.id,
         "LEADERSBOARD_BENCHMARK": job.benchmark,
+        **(verified.environment(view.workdir) if verified is not None else {}),
     }
     return Sandbox(scratch=scratch, command=[view.python, job.entrypoint], env=env,
                    timeout_seconds=settings.limits.job_timeout_seconds, data_mounts=mounts, gpu=gpu)
 
 
-def _copy_results(w: WorkerContext, job: Job, scratch: Path, view: View) -> CopyReport:
+def _copy_results(w: WorkerContext, job: Job, scratch: Path, view: View, verified: bool) -> CopyReport:
     store = scratch / STORE_FILE
     if not _regular_file(store):  # the submission wrote this folder: no link or pipe is followed
         return CopyReport()
@@ -187,7 +248,9 @@ def _copy_results(w: WorkerContext, job: Job, scratch: Path, view: View) -> Copy
                         params=runner.max_params, artifact_bytes=runner.max_artifact_bytes,
                         seconds=runner.copy_timeout_seconds)
     scope = ArtifactScope(host=scratch / WORK_DIR, inside=str(view.workdir))
-    return copy_local_runs(store, w.jobs.client, job.run_id, scope, limits)
+    # A verified job's own figures are its claims: kept, under their own names, beside the platform's.
+    return copy_local_runs(store, w.jobs.client, job.run_id, scope, limits,
+                           c.SELF_REPORTED_PREFIX if verified else "")
 
 
 def _regular_file(path: Path) -> bool:

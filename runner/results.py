@@ -54,6 +54,7 @@ class _Copy:
     limits: CopyLimits
     deadline: float
     report: CopyReport
+    prefix: str = ""  # put before every metric name the submission logged
 
     def check_time(self) -> None:
         if time.monotonic() > self.deadline:
@@ -62,12 +63,15 @@ class _Copy:
 
 
 def copy_local_runs(store: Path, central: MlflowClient, job_run_id: str, scope: ArtifactScope,
-                    limits: CopyLimits) -> CopyReport:
+                    limits: CopyLimits, metric_prefix: str = "") -> CopyReport:
     """Copy the runs of the submission's store at `store` into the job's run; `CopyRefused` when a
-    limit is passed (what was copied until then stays, the job fails with the reason)."""
+    limit is passed (what was copied until then stays, the job fails with the reason). With
+    `metric_prefix`, the submission's metrics are kept under prefixed names (a verified job's own
+    claims, beside the platform's scores); the report has them under their own names."""
     deadline = time.monotonic() + limits.seconds
     size_up(store, limits, deadline)
-    copy = _Copy(MlflowClient(tracking_uri=f"sqlite:///{store}"), central, scope, limits, deadline, CopyReport())
+    copy = _Copy(MlflowClient(tracking_uri=f"sqlite:///{store}"), central, scope, limits, deadline, CopyReport(),
+                 metric_prefix)
     runs = _all_runs(copy.local)
     copy.report.runs = len(runs)
     if len(runs) == 1:
@@ -84,7 +88,8 @@ def copy_local_runs(store: Path, central: MlflowClient, job_run_id: str, scope: 
     scored = [r for r in runs if c.METRIC_AUROC in r.data.metrics]
     copy.report.metrics = _allowed(scored[-1].data.metrics, copy.report) if scored else {}
     if copy.report.metrics:
-        _log_batches(copy, job_run_id, metrics=[Metric(k, v, _now_ms(), 0) for k, v in copy.report.metrics.items()])
+        _log_batches(copy, job_run_id, metrics=[Metric(copy.prefix + k, v, _now_ms(), 0)
+                                                for k, v in copy.report.metrics.items()])
     return copy.report
 
 
@@ -114,7 +119,8 @@ def _copy_run(copy: _Copy, run: Run, target: str) -> None:
     metrics: list[Metric] = []
     for key in _allowed(run.data.metrics, copy.report):
         copy.check_time()
-        metrics += copy.local.get_metric_history(run.info.run_id, key)
+        metrics += [Metric(copy.prefix + m.key, m.value, m.timestamp, m.step)
+                    for m in copy.local.get_metric_history(run.info.run_id, key)]
     params = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in run.data.params.items()]
     # The submission's own tags, but never the platform's or MLflow's system tags: no spoofing.
     tags = [RunTag(k, v) for k, v in run.data.tags.items() if not k.startswith(c.PLATFORM_TAG_PREFIXES)]

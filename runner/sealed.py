@@ -30,6 +30,8 @@ from PIL import Image
 from leadersboard.dataset_layouts import CategorySplit, split
 from leadersboard.datasets import Dataset
 
+from .testset import ANOMALOUS, NORMAL, TestImage
+
 FIXED_MTIME = 946684800  # 2000-01-01: every file of a view has it
 TRUTH_FILE = "truth.json"
 
@@ -39,25 +41,17 @@ class SealError(Exception):
 
 
 @dataclass(frozen=True)
-class TruthImage:
-    label: int  # 1 anomalous, 0 normal
-    mask: Path | None  # absolute path of its mask in the data set, when it has one
-    height: int
-    width: int
-
-
-@dataclass(frozen=True)
 class SealedView:
     train: Path
     test: Path
     truth_path: Path
 
-    def truth(self) -> dict[str, TruthImage]:
-        """Test image name (as the job sees it) -> what the scorer needs to know of it."""
+    def test_set(self) -> list[TestImage]:
+        """The test images as the scorer knows them: their names in `test/`, sizes, labels and masks."""
         document = json.loads(self.truth_path.read_text(encoding="utf-8"))
-        return {name: TruthImage(entry["label"], Path(entry["mask"]) if entry["mask"] else None,
-                                 entry["height"], entry["width"])
-                for name, entry in document["images"].items()}
+        return [TestImage(name, entry["height"], entry["width"], entry["label"],
+                          Path(entry["mask"]) if entry["mask"] else None)
+                for name, entry in sorted(document["images"].items())]
 
 
 def sealed_view(sealed_root: Path, dataset: Dataset, category: str) -> SealedView:
@@ -117,7 +111,7 @@ def _seal_test(root: Path, parts: CategorySplit, test: Path) -> dict[str, dict[s
         with Image.open(source) as picture:
             width, height = picture.size
         mask = _inside(root, item.mask) if item.mask is not None else None
-        images[name] = {"label": int(item.anomalous), "mask": str(mask) if mask else None,
+        images[name] = {"label": ANOMALOUS if item.anomalous else NORMAL, "mask": str(mask) if mask else None,
                         "source": str(item.path), "height": height, "width": width}
     return dict(sorted(images.items()))
 

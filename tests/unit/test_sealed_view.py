@@ -29,11 +29,11 @@ def test_the_view_holds_train_normals_and_opaque_test_images(tmp_path: Path) -> 
     view_files = {p.name for p in view.train.parent.rglob("*")}
     assert not any("mask" in name or "truth" in name or "good" in name or "defect" in name for name in view_files)
     assert view.truth_path.parent not in {view.train, view.test} and oct(view.truth_path.stat().st_mode)[-3:] == "600"
-    truth = view.truth()
-    assert set(truth) == {p.name for p in test}
-    assert sorted(t.label for t in truth.values()) == [0, 0, 1, 1, 1]
-    assert all(t.mask is not None and t.mask.is_file() for t in truth.values() if t.label)
-    assert {(t.height, t.width) for t in truth.values()} == {(32, 32)}
+    truth = view.test_set()
+    assert [t.name for t in truth] == [p.name for p in test]
+    assert sorted(t.label for t in truth) == [0, 0, 1, 1, 1]
+    assert all(t.mask is not None and t.mask.is_file() for t in truth if t.label)
+    assert {t.shape for t in truth} == {(32, 32)}
 
 
 def test_a_view_is_built_once_per_version(tmp_path: Path) -> None:
