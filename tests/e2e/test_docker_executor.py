@@ -35,7 +35,7 @@ from leadersboard.runner.docker_executor import ContainerSpec, create_args
 from leadersboard.runner.image import apt_source
 from leadersboard.runner.sandbox import Sandbox
 
-from support.hostile import DAEMON_MAIN, ESCAPES_MAIN, FILL_MAIN
+from support.hostile import DAEMON_MAIN, ESCAPES_MAIN, FILL_MAIN, LABEL_WALKER
 from support.instances import LEADERSBOARD, Instance, create_instance, run_cli, unique_user
 from support.platform import (
     EXFILTRATING_MAIN,
@@ -241,10 +241,11 @@ def new_user(platform: Platform) -> str:
     return user
 
 
-def run_to_end(platform: Platform, tmp_path: Path, folder: str, main: str) -> tuple[str, dict[str, Any], str]:
+def run_to_end(platform: Platform, tmp_path: Path, folder: str, main: str,
+               dataset: str = "visa") -> tuple[str, dict[str, Any], str]:
     """Push `main` as `folder` (as a new user), wait for its job's end; (job id, status, log)."""
     user = new_user(platform)
-    job_id = platform.submit(platform.client(tmp_path, user), folder, main)
+    job_id = platform.submit(platform.client(tmp_path, user), folder, main, dataset)
     job = platform.wait_status(job_id, user, timeout=120)
     log = platform.api("GET", f"/jobs/{job_id}/logs", user).text
     return job_id, job, log
@@ -398,6 +399,20 @@ def test_artifacts_only_from_inside_the_container(platform: Platform, tmp_path: 
     run, client = run_tags(platform, job)
     assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"leadersboard"}, (
         "files outside the sandbox's working directory were copied into MLflow")
+    assert_cleaned_up(platform, job_id)
+
+
+def test_a_verified_job_in_a_container_finds_no_label(platform: Platform, tmp_path: Path,
+                                                      tmp_path_factory: pytest.TempPathFactory) -> None:
+    data = generate_dataset(tmp_path_factory.mktemp("data") / "vset-secret-origin", "visa", ("pcb1",),
+                            normal=10, anomalous=3, size=32)
+    platform.instance.cli("dataset", "add", "vset", str(data), "--scoring", "verified")
+    secrets = ["vset-secret-origin", str(platform.instance.home), "Data/Images/Anomaly"]
+    job_id, job, log = run_to_end(platform, tmp_path, "walker", LABEL_WALKER.replace("SECRET_NAMES", repr(secrets)),
+                                  dataset="vset")
+    assert job["status"] == "completed" and job["metrics"]["auroc"] == 0.5, (job, log[-2000:])
+    assert "walked; 0 found" in log and "FOUND" not in log, log[-3000:]
+    assert "test dir: ['" in log  # it did see its test images, under their opaque names
     assert_cleaned_up(platform, job_id)
 
 

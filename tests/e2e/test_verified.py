@@ -17,6 +17,7 @@ from leadersboard.local.datagen import generate_dataset
 from leadersboard.local.mlflow_server import MlflowServer
 from leadersboard.local.redis_server import RedisServer
 
+from support.hostile import LABEL_WALKER as WALKER
 from support.platform import Platform, new_platform, run_tags
 
 WRITE_PREDICTIONS = '''import csv
@@ -48,42 +49,6 @@ CLAIMS_A_PERFECT_SCORE = '''import mlflow
     with mlflow.start_run():
         mlflow.log_metric("auroc", 1.0)
         mlflow.log_metric("f1_score", 1.0)'''
-
-# Looks everywhere it can for what would give the labels away; prints one FOUND line per find.
-WALKER = '''import os
-
-import mlflow
-
-SECRETS = SECRET_NAMES
-
-
-def main():
-    found = []
-    for top in ("/",):
-        for root, dirs, files in os.walk(top, onerror=lambda error: None):
-            if root.startswith(("/proc", "/sys", "/dev")):
-                dirs[:] = []
-                continue
-            for name in dirs + files:
-                path = os.path.join(root, name)
-                if name in ("truth.json", "1cls.csv", "ground_truth", "Masks") or any(s in path for s in SECRETS):
-                    found.append(path)
-    for path in found[:50]:
-        print("FOUND", path, flush=True)
-    print(f"walked; {len(found)} found", flush=True)
-    print("test dir:", sorted(os.listdir(os.environ["LEADERSBOARD_TEST_DIR"]))[:3], flush=True)
-    with mlflow.start_run():
-        mlflow.log_metric("auroc", 0.5)
-    with open(os.environ["LEADERSBOARD_PREDICTIONS"], "w") as f:
-        f.write("image,score\\n")
-        for name in sorted(os.listdir(os.environ["LEADERSBOARD_TEST_DIR"])):
-            f.write(f"{name},0.5\\n")
-
-
-if __name__ == "__main__":
-    main()
-'''
-
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer,
