@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from leadersboard.settings import Limits
@@ -83,6 +84,10 @@ class FormReader:
                     raise UploadTooLarge(f"The upload is over the {_mb(max_body)} limit of a request")
                 parser.write(chunk)
             parser.finalize()
+        except MultipartParseError as exc:
+            self.close()
+            raise UploadError(f"The body is not valid multipart/form-data (does it use the boundary its "
+                              f"Content-Type names?): {exc}") from None
         except BaseException:
             self.close()
             raise

@@ -143,3 +143,26 @@ def test_the_web_form_is_served_on_its_own_port(api: Api) -> None:
     user = next(iter(api.tokens))
     assert web.get("/api/jobs", headers=api.auth(user)).json() == []
     assert web.get("/api/jobs").status_code == 401
+
+
+def test_malformed_bodies_are_400_and_change_nothing(api: Api, redis_client: redis.Redis) -> None:
+    user = next(iter(api.tokens))
+    part = b'--XYZ\r\nContent-Disposition: form-data; name="files"; filename="main.py"\r\n\r\nx\r\n--XYZ--\r\n'
+    for body, ctype in ((part, "multipart/form-data; boundary=ABC"), (bytes(range(256)) * 10,
+                                                                       "multipart/form-data; boundary=ABC"),
+                        (b"abc", "multipart/form-data"), (b"{}", "application/json")):
+        answer = api.request("POST", "/submissions", user, content=body, headers={"Content-Type": ctype})
+        assert answer.status_code == 400 and answer.json()["detail"], (ctype, answer.text)
+    assert api.refs() == {} and not redis_client.exists(hourly_key(user))
+
+
+def test_a_rerun_counts_against_the_hourly_limit(make_api: Callable[..., Api], redis_client: redis.Redis) -> None:
+    api = make_api(users=1, submissions_per_hour=2)
+    user = next(iter(api.tokens))
+    first = api.upload(user).json()
+    assert api.request("POST", f"/jobs/{first['job_id']}/cancel", user).status_code == 200
+    rerun = api.request("POST", "/jobs", user, json={"submission_id": first["submission_id"]})
+    assert rerun.status_code == 202 and redis_client.zcard(hourly_key(user)) == 2
+    assert api.request("POST", f"/jobs/{rerun.json()['job_id']}/cancel", user).status_code == 200
+    refused = api.request("POST", "/jobs", user, json={"submission_id": first["submission_id"]})
+    assert refused.status_code == 429 and refused.json()["detail"].startswith("[rate-limit] 2 per hour")

@@ -201,13 +201,14 @@ class Intake:
     async def submit(self, sub: Submission, *, reserve: bool, fresh: bool = False) -> Job:
         """Create the job `sub.job_id` and queue it: the one way a job comes to be.
 
-        With `reserve` (a new attempt asked through the API), the user's slot is taken first
-        (`JobRefused` when none is free) and given back if the job cannot be made: a refused call
-        leaves nothing behind. Without it, the slot was taken when the submission was admitted and
-        stays taken when this fails: the reconciler hands the submission over again."""
+        With `reserve` (a new attempt asked through the API), the user's slots are taken first, an
+        active one and an hourly one (a re-run counts as a submission does), `JobRefused` when one is
+        not free, and given back if the job cannot be made: a refused call leaves nothing behind.
+        Without it, the slots were taken when the submission was admitted and stay taken when this
+        fails: the reconciler hands the submission over again."""
         assert sub.job_id is not None
         if reserve:
-            refusal = await self.admission.reserve(sub.user, [], [sub.job_id])
+            refusal = await self.admission.reserve(sub.user, [sub.job_id], [sub.job_id])
             if refusal is not None:
                 raise JobRefused(refusal)
         dataset = self.settings.current_datasets().get(sub.benchmark.split("/", 1)[0])
@@ -217,7 +218,7 @@ class Intake:
             await enqueue(self.queue, self.settings.queue_name, job)
         except BaseException:
             if reserve:
-                await self.admission.release(sub.user, [], [sub.job_id])
+                await self.admission.release(sub.user, [sub.job_id], [sub.job_id])
             raise
         return job
 
