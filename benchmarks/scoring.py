@@ -16,7 +16,7 @@ measured, extrapolated with the line through the two largest measured sizes (fix
 training; a cost per test image: prediction, map, files). Wall and CPU seconds are both reported:
 on a machine shared with other work the wall time of one run can be far off the next one's.
 
-    .venv/bin/python benchmarks/scoring.py [--sizes 1000,10000] [--example-sizes 100,400] [--train 100]
+    .venv/bin/python benchmarks/scoring.py [--sizes 1000,10000] [--example-sizes 400,1000] [--train 100]
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000", help="test set sizes to score")
     parser.add_argument("--map-size", type=int, default=256)
-    parser.add_argument("--example-sizes", default="100,400", help="test set sizes the example runs on (2 or more)")
+    parser.add_argument("--example-sizes", default="400,1000", help="test set sizes the example runs on (2 or more)")
     parser.add_argument("--train", type=int, default=100, help="the example's normal training images")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, removed)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)

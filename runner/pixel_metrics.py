@@ -6,14 +6,15 @@ through a histogram: each value falls into one of `bins` equal bins between the 
 largest value of all maps, and per bin we count normal pixels, defective pixels, and the defective
 pixels' shares of their regions (for the per-region overlap). The metrics are then computed on the
 binned values, with scikit-learn's `roc_auc_score` (bins as scores, counts as sample weights) and
-`auc`. Memory: three arrays of `bins` numbers, one chunk of pixels, one map and one mask.
+`auc`. Memory: a few arrays of `bins` numbers, one chunk of pixels, one map and one mask, whatever
+the number of images.
 
 What binning changes: two different values in one bin tie. For the AUROC that only matters for a
 normal and a defective pixel sharing such a bin, so the binned value is within `max_error` (half
 the share of those pairs among all normal-defective pairs) of the exact one; it is exact when no bin
-holds two different values (equal values, e.g. maps clipped to [0, 1], tie in the exact AUROC too).
-With 2^20 bins the bound is about 1e-6 or less for real maps; the job's run records it. The AUPRO
-curve keeps its points at the bins' edges, each exact; only the points inside a bin are lost.
+with a defective pixel holds two different values (equal values, e.g. maps clipped to [0, 1], tie
+in the exact AUROC too). With 2^20 bins the bound is about 1e-7 for real maps; the job's run records
+it. The AUPRO curve keeps its points at the bins' edges, each exact; only points inside a bin are lost.
 """
 
 from __future__ import annotations
