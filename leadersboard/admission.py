@@ -137,6 +137,19 @@ class Admission:
             "wait for a job to finish, cancel one (POST /jobs/ID/cancel), or push with -o run=false to "
             "submit without running", 60, left_subs, left_jobs)
 
+    async def precheck(self, user: str, submissions: int, jobs: int, now: float | None = None) -> Refusal | None:
+        """Whether that many more could be admitted now, without taking anything: asked before the
+        rules read a push or an upload, so that a user over a limit costs the service nothing. The
+        atomic `reserve` afterwards decides."""
+        now = time.time() if now is None else now
+        used = int(await self.redis.zcount(hourly_key(user), now - WINDOW_SECONDS, "+inf"))
+        active = int(await cast(Awaitable[int], self.redis.zcard(active_key(user))))
+        if used + submissions <= self.limits.submissions_per_hour and active + jobs <= self.limits.max_active_jobs:
+            return None
+        oldest = await self.redis.zrangebyscore(hourly_key(user), now - WINDOW_SECONDS, "+inf", start=0, num=1,
+                                                withscores=True)
+        return self._refusal(submissions, jobs, used, active, float(oldest[0][1]) if oldest else None, now)
+
     async def release(self, user: str, submission_ids: list[str], job_ids: list[str]) -> None:
         """Give back slots (a push that did not land, a job that ended: job ids only)."""
         async with self.redis.pipeline(transaction=True) as pipe:

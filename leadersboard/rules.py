@@ -31,6 +31,7 @@ MAX_TEXT = 2000
 
 EntryKind = Literal["file", "symlink", "submodule", "too-deep"]
 MAX_DEPTH = 32  # folders within a submission folder
+MAX_ENTRYPOINT_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,8 @@ def check_folder(view: FolderView, datasets: Mapping[str, Dataset], limits: Limi
     paths = {e.path for e in entries if e.kind == "file"}
 
     metadata, entrypoint, config_file = _read_submission_yaml(view, paths, problems)
-    _check_entrypoint(view, entrypoint, paths, problems)
+    sizes = {e.path: e.size for e in entries if e.kind == "file"}
+    _check_entrypoint(view, entrypoint, sizes, problems)
     benchmark = _check_config(view, config_file, paths, datasets, problems)
     if not problems and benchmark is not None:
         report.spec = SubmissionSpec(name, entrypoint, config_file, benchmark[0], benchmark[1], metadata)
@@ -183,9 +185,9 @@ def _read_submission_yaml(
     return metadata, entrypoint, config_file
 
 
-def _check_entrypoint(view: FolderView, path: str, paths: set[str], problems: list[Problem]) -> None:
+def _check_entrypoint(view: FolderView, path: str, sizes: dict[str, int], problems: list[Problem]) -> None:
     shown = f"{view.name}/{path}"
-    if path not in paths:
+    if path not in sizes:
         problems.append(Problem("entrypoint", shown, "the entrypoint is missing",
                                 f"add {path} defining main() or train()"
                                 if path == DEFAULT_ENTRYPOINT else
@@ -193,6 +195,11 @@ def _check_entrypoint(view: FolderView, path: str, paths: set[str], problems: li
         return
     if not path.endswith(".py"):
         problems.append(Problem("entrypoint", shown, "the entrypoint must be a Python file", "name a .py file"))
+        return
+    if sizes[path] > MAX_ENTRYPOINT_BYTES:  # parsing holds the interpreter ~1 s per MB: bounded first
+        problems.append(Problem("entrypoint", shown, f"the entrypoint is {_mb(sizes[path])}, over the "
+                                f"{_mb(MAX_ENTRYPOINT_BYTES)} an entrypoint may be",
+                                "keep data and weights in other files and load them from the code"))
         return
     source = view.read(path) or b""
     try:

@@ -59,6 +59,7 @@ class Service:
                 await task
         if self._intake is not None:
             await self._intake.drain()
+            self._intake.checker.close()
         if self._queue is not None:
             await self._queue.aclose()
         if self._redis is not None:

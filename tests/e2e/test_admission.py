@@ -274,19 +274,20 @@ def test_hourly_limit_holds_under_parallel_pushes(
 @pytest.fixture(scope="module")
 def active(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[Server]:
     """The active-jobs cap alone: 3 at once (the default), and a higher hourly limit (the server runs
-    no workers, so every job stays pending). Each test uses its own users."""
+    no workers, so every job stays pending). Each test uses its own users, and none of the hourly
+    tests': that server's reconciler restores its pending jobs' slots in the same Redis."""
     inst = create_instance(tmp_path_factory.mktemp("active"), limits={"submissions_per_hour": 100},
-                           users=("alice", "bob", "carol"))
+                           users=("ann", "ben", "cat"))
     with running_server(inst, redis_server) as server:
         yield server
 
 
 def test_active_jobs_cap_sequential(active: Server, tmp_path: Path, redis_client: redis.Redis) -> None:
-    client = new_client(active, tmp_path, "alice", "w")
+    client = new_client(active, tmp_path, "ann", "w")
     results = []
     for n in range(5):
         client.commit(f"try {n}", submission_files(main=f"def main():\n    return {n}\n"), folder="padim")
-        results.append(client.push("HEAD:users/alice"))
+        results.append(client.push("HEAD:users/ann"))
 
     assert [rc for rc, _ in results] == [0, 0, 0, 1, 1]
     message = next(line for line in remote_lines(results[3][1]) if "[concurrency]" in line)
@@ -294,41 +295,41 @@ def test_active_jobs_cap_sequential(active: Server, tmp_path: Path, redis_client
     assert "3 of your jobs are pending or running, 0 slot(s) free" in message
     assert "a slot opens when one of your jobs ends" in message
     inst = active.instance
-    inst.wait_rows(3, "SELECT id FROM jobs WHERE user = 'alice'")
+    inst.wait_rows(3, "SELECT id FROM jobs WHERE user = 'ann'")
     # The refusals spent no hourly quota, and a submission without a job is still welcome.
-    assert redis_client.zcard(hourly_key("alice")) == 3
-    rc, out = client.push("HEAD:users/alice", "run=false")
+    assert redis_client.zcard(hourly_key("ann")) == 3
+    rc, out = client.push("HEAD:users/ann", "run=false")
     assert rc == 0, out
-    assert redis_client.zcard(hourly_key("alice")) == 4
-    assert len(inst.query("SELECT id FROM jobs WHERE user = 'alice'")) == 3
+    assert redis_client.zcard(hourly_key("ann")) == 4
+    assert len(inst.query("SELECT id FROM jobs WHERE user = 'ann'")) == 3
 
 
 def test_active_jobs_cap_holds_under_parallel_pushes(active: Server, tmp_path: Path,
                                                      redis_client: redis.Redis) -> None:
-    results = parallel_pushes(active, tmp_path, "bob", PARALLEL)
+    results = parallel_pushes(active, tmp_path, "ben", PARALLEL)
 
     accepted = [out for rc, out in results if rc == 0]
     refused = [out for rc, out in results if rc != 0]
     assert len(accepted) == 3, [out for _, out in results]
     assert all(any("3 at once" in line for line in remote_lines(out)) for out in refused), refused
     inst = active.instance
-    assert len(user_branches(inst, "bob")) == 3
-    inst.wait_rows(3, "SELECT id FROM jobs WHERE user = 'bob'")
+    assert len(user_branches(inst, "ben")) == 3
+    inst.wait_rows(3, "SELECT id FROM jobs WHERE user = 'ben'")
     # The refused pushes spent no hourly quota either.
-    assert redis_client.zcard(hourly_key("bob")) == 3
+    assert redis_client.zcard(hourly_key("ben")) == 3
 
 
 def test_a_push_refused_for_a_rule_spends_no_quota(active: Server, tmp_path: Path,
                                                     redis_client: redis.Redis) -> None:
-    client = new_client(active, tmp_path, "carol", "w")
+    client = new_client(active, tmp_path, "cat", "w")
     case = BAD_FOLDERS["syntax-error"]
     client.commit("broken", case.files, folder=case.folder)
     for _ in range(3):
-        rc, out = client.push("HEAD:users/carol")
+        rc, out = client.push("HEAD:users/cat")
         assert rc != 0, out
-    assert redis_client.zcard(hourly_key("carol")) == 0
-    fixed = new_client(active, tmp_path, "carol", "w2")
+    assert redis_client.zcard(hourly_key("cat")) == 0
+    fixed = new_client(active, tmp_path, "cat", "w2")
     for n in range(3):
         fixed.commit(f"good {n}", submission_files(main=f"def main():\n    return {n}\n"), folder="padim")
-        rc, out = fixed.push("HEAD:users/carol")
+        rc, out = fixed.push("HEAD:users/cat")
         assert rc == 0, out

@@ -28,7 +28,7 @@ from leadersboard.datasets import Dataset
 from leadersboard.local.mlflow_server import MlflowServer
 from leadersboard.local.redis_server import RedisServer
 from leadersboard.settings import Limits
-from leadersboard.webhook.intake.behalf import prepare, publish
+from leadersboard.webhook.intake.behalf import PreparedCommit, check_tree, prepare, publish
 from leadersboard.webhook.intake.uploads import Upload, UploadedFile
 
 from support.git import GitClient, git_env, remote_lines
@@ -471,14 +471,22 @@ def _upload_of(folder: str, tmp_path: Path) -> Iterator[Upload]:
         made.close()
 
 
+def prepared_and_checked(repo: Path, upload: Upload, datasets: dict[str, Dataset], limits: Limits) -> PreparedCommit:
+    """As the service does it: built (branch rules), then the folder rules, for alice."""
+    prepared = prepare(repo, "alice", upload)
+    assert prepared.checkable and prepared.tree_id is not None
+    prepared.judge(check_tree(repo, prepared.quarantine, prepared.tree_id, prepared.folder, datasets, limits))
+    return prepared
+
+
 @pytest.mark.parametrize("branch_exists", [True, False], ids=["existing-branch", "new-branch"])
 def test_publish_refuses_when_the_tip_moved(instance: Instance, tmp_path: Path, branch_exists: bool) -> None:
     datasets, limits = {"visa": Dataset("visa", tmp_path, "visa", categories=("pcb1",))}, Limits()
     if branch_exists:
         with _upload_of("first", tmp_path) as first:
-            assert publish(instance.repo, prepare(instance.repo, "alice", first, datasets, limits))
+            assert publish(instance.repo, prepared_and_checked(instance.repo, first, datasets, limits))
     with _upload_of("mine", tmp_path) as mine:
-        prepared = prepare(instance.repo, "alice", mine, datasets, limits)
+        prepared = prepared_and_checked(instance.repo, mine, datasets, limits)
     assert prepared.submission is not None and prepared.quarantine is not None
     assert not list((instance.repo / "objects").glob("*/" + prepared.commit_id[2:])), "written before it was admitted"
 
@@ -496,7 +504,7 @@ def test_publish_refuses_when_the_tip_moved(instance: Instance, tmp_path: Path, 
     assert publish(instance.repo, prepared) is False
     assert instance.ref("users/alice") == other  # nothing overwritten
     with _upload_of("mine", tmp_path) as mine:
-        again = prepare(instance.repo, "alice", mine, datasets, limits)
+        again = prepared_and_checked(instance.repo, mine, datasets, limits)
     assert again.tip == other and publish(instance.repo, again)
     assert instance.ref("users/alice") == again.commit_id
     assert not list((instance.repo / "objects").glob("tmp_objdir-*")), "a quarantine folder was left behind"

@@ -121,3 +121,17 @@ def test_a_push_keeps_what_it_reserved_until_it_settles(redis_server: RedisServe
     pending, listed, after = with_admission(redis_server, body)
     assert pending == {"refs/heads/users/alice": '["s1"]', "_created": "1"}
     assert listed == ["p1"] and after == {}  # only the bookkeeping field was left: the record is gone
+
+
+def test_a_precheck_takes_nothing_and_agrees_with_reserve(redis_server: RedisServer) -> None:
+    async def body(admission: Admission, redis: Redis) -> tuple[Any, ...]:
+        for i in range(3):
+            await admission.reserve("alice", [f"s{i}"], [], now=NOW + i)
+        refused = await admission.precheck("alice", 1, 0, now=NOW + 10)
+        fine = await admission.precheck("bob", 1, 1, now=NOW + 10)
+        later = await admission.precheck("alice", 1, 0, now=NOW + WINDOW_SECONDS + 1)
+        return refused, fine, later, await redis.zcard(hourly_key("alice")), await redis.exists(hourly_key("bob"))
+
+    refused, fine, later, hourly, bob = with_admission(redis_server, body)
+    assert refused is not None and refused.rule == "rate-limit" and refused.retry_after == WINDOW_SECONDS - 10
+    assert fine is None and later is None and (hourly, bob) == (3, 0)

@@ -3,6 +3,7 @@ file (and line) and the fix; a folder that breaks none yields what it submits.""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pygit2
@@ -181,3 +182,15 @@ def test_folders_nested_too_deep(tmp_path: Path, levels: int) -> None:
     found = check_folder(folder, DATASETS, LIMITS).problems
     assert [(p.rule, p.message) for p in found] == [("path", "folders nest more than 32 levels deep here")]
     assert found[0].path == "m/deep" + "/d" * 31
+
+
+def check_files_with_big_limits(files: dict[str, str | bytes]) -> list[Problem]:
+    return check_folder(MemoryFolder("model", files), DATASETS, Limits()).problems
+
+
+def test_an_entrypoint_over_a_megabyte_is_not_parsed() -> None:
+    huge = "def main():\n    pass\nDATA = '" + "x" * (1024 * 1024) + "'\n"
+    started = time.monotonic()
+    [problem] = check_files_with_big_limits({"main.py": huge, "config.yaml": GOOD_CONFIG})
+    assert problem.rule == "entrypoint" and "over the 1.0 MB an entrypoint may be" in problem.message
+    assert time.monotonic() - started < 0.5

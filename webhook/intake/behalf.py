@@ -25,10 +25,10 @@ from pygit2.enums import FileMode
 from leadersboard.datasets import Dataset
 from leadersboard.folders import GitFolder
 from leadersboard.names import ZERO_OID
-from leadersboard.rules import SUBMISSION_FILE, Problem, check_folder, folder_name_problems
+from leadersboard.rules import SUBMISSION_FILE, FolderReport, Problem, check_folder, folder_name_problems
 from leadersboard.settings import Limits
 
-from .push import FolderSubmission, RefUpdate, owner_problems, ref_problems
+from .push import FolderSubmission, RefUpdate, open_repository, owner_problems, ref_problems
 from .uploads import Upload, UploadedFile, UploadError, derived_folder
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,21 @@ class PreparedCommit:
     folder: str
     problems: list[Problem] = field(default_factory=list)
     commit_id: str | None = None
+    tree_id: str | None = None  # the folder's tree, to be checked by the folder rules (`check_tree`)
     submission: FolderSubmission | None = None
     quarantine: Path | None = None
+
+    @property
+    def checkable(self) -> bool:
+        """Built, and breaking no branch rule: the folder rules come next."""
+        return self.commit_id is not None and self.tree_id is not None and not self.problems
+
+    def judge(self, report: FolderReport) -> None:
+        """Take the folder rules' verdict: what it breaks, or what it submits."""
+        assert self.commit_id is not None and self.tree_id is not None
+        self.problems += report.problems
+        if not self.problems and report.spec is not None:
+            self.submission = FolderSubmission(self.ref, self.commit_id, self.tree_id, report.spec)
 
     def discard(self) -> None:
         """Drop the quarantined objects (after `publish` moved them, there is nothing left to drop)."""
@@ -58,11 +71,10 @@ class PreparedCommit:
             self.quarantine = None
 
 
-def prepare(repo_path: Path, user: str, upload: Upload, datasets: Mapping[str, Dataset],
-            limits: Limits) -> PreparedCommit:
-    """Build the commit that adds (or replaces) the upload's folder on the tip of its branch and
-    check it; `problems` lists every rule it breaks. Raises `UploadError` when there is nothing to
-    commit."""
+def prepare(repo_path: Path, user: str, upload: Upload) -> PreparedCommit:
+    """Build the commit that adds (or replaces) the upload's folder on the tip of its branch, with
+    the branch rules checked (`problems`); the folder rules come next, in a checker process
+    (`check_tree`, then `judge`). Raises `UploadError` when there is nothing to commit."""
     ref = upload.ref(user)
     short = ref.removeprefix("refs/heads/")
     owner = owner_problems(user, ref)
@@ -93,18 +105,21 @@ def prepare(repo_path: Path, user: str, upload: Upload, datasets: Mapping[str, D
         message = upload.message or f"Submit {folder}\n\nUploaded by {user} through the LeadersBoard API."
         commit_id = str(repo.create_commit(None, author, pygit2.Signature(*COMMITTER), message, root.write(),
                                            [tip] if tip else []))
-        prepared.commit_id = commit_id
+        prepared.commit_id, prepared.tree_id = commit_id, str(tree_id)
         prepared.problems = ref_problems(repo, user, RefUpdate(tip or ZERO_OID, commit_id, ref))
-        report = check_folder(GitFolder(repo, repo[tree_id].peel(pygit2.Tree), folder), datasets, limits)
-        prepared.problems += report.problems
-        if not prepared.problems and report.spec is not None:
-            prepared.submission = FolderSubmission(ref, commit_id, str(tree_id), report.spec)
     except BaseException:
         prepared.discard()
         raise
-    if prepared.submission is None:
+    if prepared.problems:
         prepared.discard()
     return prepared
+
+
+def check_tree(repo_path: Path, quarantine: Path | None, tree_id: str, folder: str,
+               datasets: Mapping[str, Dataset], limits: Limits) -> FolderReport:
+    """The folder rules on a tree still in quarantine (run in a checker process)."""
+    repo = open_repository(repo_path, str(quarantine) if quarantine else None)
+    return check_folder(GitFolder(repo, repo[tree_id].peel(pygit2.Tree), folder), datasets, limits)
 
 
 def publish(repo_path: Path, prepared: PreparedCommit) -> bool:

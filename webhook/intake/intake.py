@@ -29,14 +29,16 @@ from redis.asyncio import Redis
 from leadersboard.admission import Admission, Refusal
 from leadersboard.jobs import Job, JobStore
 from leadersboard.queue import enqueue
+from leadersboard.rules import FolderReport
 from leadersboard.settings import Settings
 from leadersboard.submissions import Submission, SubmissionStore, job_id, submission_id
 
-from .behalf import PreparedCommit
+from .behalf import PreparedCommit, check_tree
 from .behalf import prepare as prepare_commit
 from .behalf import publish as publish_commit
-from .push import FolderSubmission, PushOptions, RefUpdate, analyze_push, parse_push_options
-from .uploads import BranchBusy, Upload, UploadRefused, UploadRejected
+from .checks import ChecksTimedOut, RuleChecker
+from .push import FolderSubmission, PushOptions, RefUpdate, analyze_push, count_changed_folders, parse_push_options
+from .uploads import BranchBusy, Upload, UploadError, UploadRefused, UploadRejected
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +69,10 @@ class HookReply:
 
 
 class Intake:
-    def __init__(self, settings: Settings, redis: Redis, queue: ArqRedis, jobs: JobStore) -> None:
+    def __init__(self, settings: Settings, redis: Redis, queue: ArqRedis, jobs: JobStore,
+                 checker: RuleChecker | None = None) -> None:
         self.settings = settings
+        self.checker = checker or RuleChecker()
         self.redis = redis
         self.queue = queue
         self.admission = Admission(redis, settings.limits)
@@ -82,9 +86,16 @@ class Intake:
     ) -> HookReply:
         updates = RefUpdate.parse(updates_text)
         options, problems = parse_push_options(raw_options)
-        analysis = await asyncio.to_thread(
-            analyze_push, self.settings.repo_path, quarantine, user, updates, self.settings.current_datasets(),
-            self.settings.limits)
+        # Admission first, before the rules read anything: a user over a limit costs nothing.
+        count = await asyncio.to_thread(count_changed_folders, self.settings.repo_path, quarantine, user, updates)
+        refusal = await self.admission.precheck(user, count, count if options.run else 0) if count else None
+        if refusal:
+            return _rejection([str(refusal)])
+        try:
+            analysis = await self.checker.run(analyze_push, self.settings.repo_path, quarantine, user, updates,
+                                              self.settings.current_datasets(), self.settings.limits)
+        except ChecksTimedOut as exc:
+            return _rejection([f"[submission-size] {exc}. Fix: make the submission smaller"])
         problems += analysis.problems
         if problems:
             return _rejection([str(p) for p in problems])
@@ -132,14 +143,18 @@ class Intake:
         """
         ref = upload.ref(user)
         options = PushOptions(upload.run, upload.resource_class)
+        refusal = await self.admission.precheck(user, 1, 1 if options.run else 0)  # before anything is read
+        if refusal:
+            raise UploadRefused(refusal)
         async with self._branch_locks[ref]:
             for attempt in range(UPLOAD_ATTEMPTS):
                 if attempt:
                     await asyncio.sleep(UPLOAD_RETRY_SECONDS * 2 ** (attempt - 1))  # git holds a ref briefly
-                prepared = await asyncio.to_thread(prepare_commit, self.settings.repo_path, user, upload,
-                                                   self.settings.current_datasets(), self.settings.limits)
+                prepared = await asyncio.to_thread(prepare_commit, self.settings.repo_path, user, upload)
                 push_id = UPLOAD_ID_PREFIX + secrets.token_urlsafe(18)
                 try:
+                    if prepared.checkable:
+                        prepared.judge(await self._check_upload(prepared))
                     if prepared.submission is None:
                         raise UploadRejected(prepared.problems)
                     subs, refusal = await self.admit(user, push_id, [prepared.submission], options)
@@ -154,6 +169,14 @@ class Intake:
                     return subs[0]
         raise BranchBusy(f"{ref.removeprefix('refs/heads/')} moved {UPLOAD_ATTEMPTS} times while the upload was "
                          "committed (pushes to it right now?); nothing was changed: try again")
+
+    async def _check_upload(self, prepared: PreparedCommit) -> FolderReport:
+        assert prepared.tree_id is not None
+        try:
+            return await self.checker.run(check_tree, self.settings.repo_path, prepared.quarantine, prepared.tree_id,
+                                          prepared.folder, self.settings.current_datasets(), self.settings.limits)
+        except ChecksTimedOut as exc:
+            raise UploadError(f"{exc}: make the submission smaller") from None
 
     async def _publish(self, push_id: str, prepared: PreparedCommit) -> bool:
         try:

@@ -93,22 +93,36 @@ def analyze_push(
     datasets: Mapping[str, Dataset],
     limits: Limits,
 ) -> PushAnalysis:
+    """Every rule on what the push moves: its refs, then each changed submission folder (run in a
+    checker process: it parses the participant's files)."""
     repo = open_repository(repo_path, quarantine)
-    before = pygit2.Repository(str(repo_path))  # without the quarantine: what existed before the push
     result = PushAnalysis()
+    for update, commit, name, tree in _changed_folders(repo_path, repo, user, updates, result.problems):
+        report = check_folder(GitFolder(repo, tree, name), datasets, limits)
+        result.problems.extend(report.problems)
+        if report.spec is not None:
+            result.submissions.append(FolderSubmission(update.ref, str(commit.id), str(tree.id), report.spec))
+    return result
+
+
+def count_changed_folders(repo_path: Path, quarantine: str | None, user: str, updates: Iterable[RefUpdate]) -> int:
+    """How many folders the push submits, without reading any of them (what admission is asked about
+    before the rules parse anything)."""
+    return len(list(_changed_folders(repo_path, open_repository(repo_path, quarantine), user, updates, [])))
+
+
+def _changed_folders(repo_path: Path, repo: pygit2.Repository, user: str, updates: Iterable[RefUpdate],
+                     problems: list[Problem]) -> Iterable[tuple[RefUpdate, pygit2.Commit, str, pygit2.Tree]]:
+    before = pygit2.Repository(str(repo_path))  # without the quarantine: what existed before the push
     for update in updates:
-        problems = ref_problems(repo, user, update)
-        if problems:
-            result.problems.extend(problems)
+        ref_broken = ref_problems(repo, user, update)
+        if ref_broken:
+            problems.extend(ref_broken)
             continue
         commit = repo[update.new].peel(pygit2.Commit)
         base = _base_tree(repo, before, update)
-        for name, tree in _changed_top_level(repo, base, commit.tree, result.problems, update):
-            report = check_folder(GitFolder(repo, tree, name), datasets, limits)
-            result.problems.extend(report.problems)
-            if report.spec is not None:
-                result.submissions.append(FolderSubmission(update.ref, str(commit.id), str(tree.id), report.spec))
-    return result
+        for name, tree in _changed_top_level(repo, base, commit.tree, problems, update):
+            yield update, commit, name, tree
 
 
 def ref_problems(repo: pygit2.Repository, user: str, update: RefUpdate) -> list[Problem]:

@@ -1,0 +1,64 @@
+"""The folder rules, run in processes of their own.
+
+Reading a participant's files parses YAML and Python; `ast.parse` holds the interpreter for the
+whole parse, so in one of the service's threads a large file would stall every request. The rules
+run instead in a small pool of processes (forkserver: a fresh interpreter, nothing of the service's
+threads, sockets or secrets inherited). A check that outlives its deadline is abandoned with its
+pool, whose processes are ended; the next check gets a new pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+WORKERS = 2
+DEADLINE_SECONDS = 30.0
+
+
+class ChecksTimedOut(Exception):
+    """The rules took longer than their deadline on what was sent."""
+
+
+class RuleChecker:
+    def __init__(self, workers: int = WORKERS, deadline: float = DEADLINE_SECONDS) -> None:
+        self.workers = workers
+        self.deadline = deadline
+        self._pool: ProcessPoolExecutor | None = None
+
+    async def run(self, check: Callable[..., T], *args: Any) -> T:
+        """`check(*args)` in a checker process (a module-level function, its arguments picklable)."""
+        pool = self._current()
+        try:
+            return await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(pool, check, *args),
+                                          self.deadline)
+        except TimeoutError:
+            log.warning("a rule check ran past %.0f s: its checker processes are replaced", self.deadline)
+            self._end(pool)
+            raise ChecksTimedOut(f"checking the files took longer than {self.deadline:.0f} s") from None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._end(self._pool)
+
+    def _current(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("forkserver"))
+        return self._pool
+
+    def _end(self, pool: ProcessPoolExecutor) -> None:
+        if pool is self._pool:
+            self._pool = None
+        processes = list((getattr(pool, "_processes", None) or {}).values())  # the stuck ones must go now
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            with contextlib.suppress(OSError, ValueError):
+                process.kill()
