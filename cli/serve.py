@@ -25,7 +25,7 @@ from leadersboard.local.redis_server import start_redis
 from leadersboard.runner.reconcile import JobReconciler
 from leadersboard.settings import Settings
 from leadersboard.webhook.app import create_app
-from leadersboard.webhook.service import Service
+from leadersboard.webhook.service import MLFLOW_CLIENT_ENV, Service
 
 log = logging.getLogger(__name__)
 RESTART_PAUSE_SECONDS = 1.0
@@ -45,8 +45,9 @@ class WorkerPool:
         threading.Thread(target=self._supervise, name="worker-supervisor", daemon=True).start()
 
     def _spawn(self, index: int) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "LEADERSBOARD_HOME": str(self.settings.home),
-               "LEADERSBOARD_REDIS_URL": self.settings.redis_url or "",
+        # Not the service's short MLflow timeouts: a worker uploads a job's artifacts.
+        env = {**{k: v for k, v in os.environ.items() if k not in MLFLOW_CLIENT_ENV},
+               "LEADERSBOARD_HOME": str(self.settings.home), "LEADERSBOARD_REDIS_URL": self.settings.redis_url or "",
                "MLFLOW_TRACKING_URI": self.settings.mlflow_tracking_uri or ""}
         command = [sys.executable, "-m", "leadersboard.cli", "worker", "--gpu", str(index)]
         return subprocess.Popen(command, env=env, start_new_session=True)

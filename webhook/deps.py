@@ -8,6 +8,7 @@ from fastapi import Depends, HTTPException, Request
 
 from leadersboard.users import Caller
 
+from .errors import unavailable
 from .service import Service
 
 
@@ -33,3 +34,13 @@ async def current_user(request: Request, service: ServiceDep) -> Caller:
 
 
 CurrentUser = Annotated[Caller, Depends(current_user)]
+
+
+async def dependencies_up(service: ServiceDep) -> None:
+    """Refuse at once (503) what needs Redis and MLflow while one of them is down: nothing half-done."""
+    down = service.dependencies.state.unavailable()
+    if down:
+        raise unavailable(down)
+
+
+DependenciesUp = Depends(dependencies_up)

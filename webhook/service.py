@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from arq.connections import ArqRedis, RedisSettings, create_pool
-from redis.asyncio import Redis
+from arq.connections import ArqRedis
+from redis.asyncio import ConnectionPool, Redis
 
 from leadersboard.admission import Admission
 from leadersboard.jobs import JobStore
@@ -17,8 +19,16 @@ from leadersboard.periodic import every
 from leadersboard.settings import Settings
 from leadersboard.users import Caller, UserStore
 
+from .dependencies import Dependencies
 from .git_http import PushRegistry
 from .intake import Intake
+
+REDIS_TIMEOUT = 2.0  # seconds, for connecting and for every answer
+# The service's MLflow calls (it only reads runs and writes a job's first tags): short, retried once.
+MLFLOW_CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+                     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+DRAIN_SECONDS = 10.0  # at shutdown, for hand-overs under way
+MLFLOW_THREADS, AUTH_THREADS, LOCAL_THREADS = 16, 4, 8
 
 # Upkeep run beside the requests for as long as the service runs (`serve` adds the job reconciler).
 Background = Callable[["Service"], Coroutine[Any, Any, None]]
@@ -42,14 +52,29 @@ class Service:
         self._queue: ArqRedis | None = None
         self._jobs: JobStore | None = None
         self._intake: Intake | None = None
+        self._dependencies: Dependencies | None = None
+        self._auth_pool: ThreadPoolExecutor | None = None
+        self._local_pool: ThreadPoolExecutor | None = None
 
     async def start(self) -> None:
-        self._redis = Redis.from_url(self.redis_url)
-        self._queue = await create_pool(RedisSettings.from_dsn(self.redis_url),
-                                        default_queue_name=self.settings.queue_name)
+        # Short timeouts everywhere: a dead Redis or MLflow makes a request fail fast (503), never hang.
+        for name, value in MLFLOW_CLIENT_ENV.items():
+            os.environ[name] = value
+        self._redis = Redis.from_url(self.redis_url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
+        self._queue = ArqRedis(ConnectionPool.from_url(self.redis_url, socket_timeout=REDIS_TIMEOUT,
+                                                       socket_connect_timeout=REDIS_TIMEOUT),
+                               default_queue_name=self.settings.queue_name)
         self._jobs = JobStore(self.tracking_uri, self.settings.db_path, Admission(self._redis, self.settings.limits))
-        self._intake = Intake(self.settings, self._redis, self._queue, self._jobs)
+        # Pools of their own: signing in and the repository's work never wait behind MLflow calls,
+        # which take the loop's default pool.
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(MLFLOW_THREADS, "mlflow"))
+        self._auth_pool = ThreadPoolExecutor(AUTH_THREADS, "auth")
+        self._local_pool = ThreadPoolExecutor(LOCAL_THREADS, "local")
+        self._intake = Intake(self.settings, self._redis, self._queue, self._jobs, local=self._local_pool)
+        self._dependencies = Dependencies(self.redis_url, self.tracking_uri, self.settings.queue_name)
+        await self._dependencies.refresh()
         self._tasks = [asyncio.create_task(task(self)) for task in self._background]
+        self._tasks.append(asyncio.create_task(self._dependencies.watch()))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -58,12 +83,23 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._intake is not None:
-            await self._intake.drain()
+            with contextlib.suppress(TimeoutError):  # hand-overs waiting on a dead MLflow: the reconciler's
+                await asyncio.wait_for(self._intake.drain(), DRAIN_SECONDS)
             self._intake.checker.close()
+        if self._dependencies is not None:
+            await self._dependencies.close()
+        for pool in (self._auth_pool, self._local_pool):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
         if self._queue is not None:
-            await self._queue.aclose()
+            await self._queue.aclose(close_connection_pool=True)  # a pool it was given: closed explicitly
         if self._redis is not None:
             await self._redis.aclose()
+
+    @property
+    def dependencies(self) -> Dependencies:
+        assert self._dependencies is not None, "service not started"
+        return self._dependencies
 
     @property
     def redis(self) -> Redis:
@@ -86,11 +122,12 @@ class Service:
         return self._intake
 
     async def authenticate(self, name: str | None, token: str) -> Caller | None:
-        return await asyncio.to_thread(self.users.authenticate, token, name)
+        return await asyncio.get_running_loop().run_in_executor(self._auth_pool, self.users.authenticate, token,
+                                                                name)
 
     async def run_owner(self, run_id: str) -> str | None:
         """The user whose job made MLflow run `run_id` (the job index), or None."""
-        return await asyncio.to_thread(self.jobs.run_owner, run_id)
+        return await asyncio.get_running_loop().run_in_executor(self._auth_pool, self.jobs.run_owner, run_id)
 
     async def push_ended(self, push_id: str) -> None:
         await self.intake.settle(push_id)

@@ -13,14 +13,16 @@ so doing one twice is harmless.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pygit2
 from arq.connections import ArqRedis
@@ -41,6 +43,7 @@ from .push import FolderSubmission, PushOptions, RefUpdate, analyze_push, count_
 from .uploads import BranchBusy, Upload, UploadError, UploadRefused, UploadRejected
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CREATED_FIELD = "_created"
 STALE_PUSH_SECONDS = 600
@@ -70,9 +73,11 @@ class HookReply:
 
 class Intake:
     def __init__(self, settings: Settings, redis: Redis, queue: ArqRedis, jobs: JobStore,
-                 checker: RuleChecker | None = None) -> None:
+                 checker: RuleChecker | None = None, local: Executor | None = None) -> None:
         self.settings = settings
         self.checker = checker or RuleChecker()
+        # The repository's and the database's work, in threads of its own: never behind MLflow calls.
+        self.local = local
         self.redis = redis
         self.queue = queue
         self.admission = Admission(redis, settings.limits)
@@ -87,7 +92,7 @@ class Intake:
         updates = RefUpdate.parse(updates_text)
         options, problems = parse_push_options(raw_options)
         # Admission first, before the rules read anything: a user over a limit costs nothing.
-        count = await asyncio.to_thread(count_changed_folders, self.settings.repo_path, quarantine, user, updates)
+        count = await self._local(count_changed_folders, self.settings.repo_path, quarantine, user, updates)
         refusal = await self.admission.precheck(user, count, count if options.run else 0) if count else None
         if refusal:
             return _rejection([str(refusal)])
@@ -150,7 +155,7 @@ class Intake:
             for attempt in range(UPLOAD_ATTEMPTS):
                 if attempt:
                     await asyncio.sleep(UPLOAD_RETRY_SECONDS * 2 ** (attempt - 1))  # git holds a ref briefly
-                prepared = await asyncio.to_thread(prepare_commit, self.settings.repo_path, user, upload)
+                prepared = await self._local(prepare_commit, self.settings.repo_path, user, upload)
                 push_id = UPLOAD_ID_PREFIX + secrets.token_urlsafe(18)
                 try:
                     if prepared.checkable:
@@ -170,6 +175,9 @@ class Intake:
         raise BranchBusy(f"{ref.removeprefix('refs/heads/')} moved {UPLOAD_ATTEMPTS} times while the upload was "
                          "committed (pushes to it right now?); nothing was changed: try again")
 
+    async def _local(self, work: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.local, functools.partial(work, *args))
+
     async def _check_upload(self, prepared: PreparedCommit) -> FolderReport:
         assert prepared.tree_id is not None
         try:
@@ -180,7 +188,7 @@ class Intake:
 
     async def _publish(self, push_id: str, prepared: PreparedCommit) -> bool:
         try:
-            return await asyncio.to_thread(publish_commit, self.settings.repo_path, prepared)
+            return await self._local(publish_commit, self.settings.repo_path, prepared)
         finally:
             prepared.discard()
             await self.settle(push_id, wait=True)  # hands over what landed, gives back the rest
@@ -200,7 +208,7 @@ class Intake:
             if _landed(repo, ref, subs[0].commit_id):
                 # Recorded now (durable); jobs are created and queued just after the push returns,
                 # so a push never waits on MLflow. The reconciler finishes what this could not.
-                await asyncio.to_thread(self.submissions.record_all, subs)
+                await self._local(self.submissions.record_all, subs)
                 lines += [self._accepted_line(sub) for sub in subs]
                 handing_over = self._hand_over_all([s for s in subs if s.run])
                 if wait:
@@ -253,7 +261,7 @@ class Intake:
         except Exception:  # a passing fault, by design recoverable: say it once
             log.exception("could not create or queue job %s; the reconciler will retry", sub.job_id)
             return False
-        await asyncio.to_thread(self.submissions.mark_handed_over, sub.id)
+        await self._local(self.submissions.mark_handed_over, sub.id)
         return True
 
     async def _hand_over_all(self, subs: list[Submission]) -> None:
@@ -279,7 +287,7 @@ class Intake:
             if created is None or now - float(created) > STALE_PUSH_SECONDS:
                 fixed += len(await self.settle(push_id))
         # Older than a grace period: younger ones are being handed over in the background right now.
-        for sub in await asyncio.to_thread(self.submissions.not_handed_over, now - HAND_OVER_GRACE_SECONDS):
+        for sub in await self._local(self.submissions.not_handed_over, now - HAND_OVER_GRACE_SECONDS):
             fixed += await self.hand_over(sub)
         return fixed
 

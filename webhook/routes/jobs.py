@@ -20,7 +20,7 @@ from leadersboard.names import RESOURCE_CLASS
 from leadersboard.submissions import job_id as job_id_for
 from leadersboard.users import Caller
 
-from ..deps import CurrentUser, ServiceDep
+from ..deps import CurrentUser, DependenciesUp, ServiceDep
 from ..intake import JobRefused
 from ..service import Service
 
@@ -53,7 +53,7 @@ class JobRequest(BaseModel):
     config: JobConfig = Field(default_factory=JobConfig)
 
 
-@router.post("", status_code=202)
+@router.post("", status_code=202, dependencies=[DependenciesUp])
 async def create_job(body: JobRequest, caller: CurrentUser, service: ServiceDep) -> JSONResponse:
     """Queue a new job for one of the caller's submissions (e.g. one pushed with -o run=false)."""
     sub = await asyncio.to_thread(service.intake.submissions.get, body.submission_id)
@@ -106,7 +106,7 @@ def _log_artifact(service: Service, job: Job) -> str | None:
         return Path(path).read_text(encoding="utf-8", errors="replace")
 
 
-@router.post("/{job_id}/cancel")
+@router.post("/{job_id}/cancel", dependencies=[DependenciesUp])
 async def cancel_job(job_id: str, caller: CurrentUser, service: ServiceDep) -> dict[str, Any]:
     """Stop the job (its process or container too); a job that ended stays as it is. Admins may stop any."""
     job = await _own_job(service, job_id, caller)

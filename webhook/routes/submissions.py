@@ -11,7 +11,7 @@ from starlette.requests import ClientDisconnect
 
 from leadersboard.jobs import JobStatus
 
-from ..deps import CurrentUser, ServiceDep
+from ..deps import CurrentUser, DependenciesUp, ServiceDep
 from ..intake.uploads import (
     FILES_FIELD,
     BranchBusy,
@@ -48,11 +48,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing, invalid or revoked token"},
     409: {"description": "the branch kept moving under the upload; nothing was changed"},
     413: {"description": "a file, a field or the whole upload is over its limit"},
+    503: {"description": "Redis or MLflow is not answering right now: nothing was changed (Retry-After)"},
     429: {"description": "over the hourly or the active-jobs limit (Retry-After, remaining quota headers)"},
 }
 
 
-@router.post("", status_code=201, responses=ERRORS,
+@router.post("", status_code=201, responses=ERRORS, dependencies=[DependenciesUp],
              openapi_extra={"requestBody": {"required": True,
                                             "content": {"multipart/form-data": {"schema": FORM_SCHEMA}}}})
 async def create_submission(request: Request, caller: CurrentUser, service: ServiceDep) -> JSONResponse:
