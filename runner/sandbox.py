@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 READ_CHUNK = 16 * 1024
 DRAIN_SECONDS = 0.5  # output passed on after the job's exit: what it wrote is in the pipe already
@@ -103,8 +104,8 @@ async def stream_output(proc: asyncio.subprocess.Process, on_output: OutputSink,
             if left <= 0:
                 return not draining
             read = read or asyncio.ensure_future(stream.read(READ_CHUNK))
-            await asyncio.wait({read} if draining else {read, exited}, timeout=left,
-                               return_when=asyncio.FIRST_COMPLETED)
+            waiting: set[asyncio.Future[Any]] = {read} if draining else {read, exited}
+            await asyncio.wait(waiting, timeout=left, return_when=asyncio.FIRST_COMPLETED)
             if not read.done():
                 continue
             chunk, read = read.result(), None
