@@ -22,7 +22,8 @@ async def enqueue(queue: ArqRedis, queue_name: str, job: Job) -> bool:
 
 
 def ride_out_restarts() -> dict[str, Any]:
-    """Redis client options with which a command waits for a restarting Redis instead of failing:
+    """Redis client options with which a command waits for a restarting Redis instead of failing (OSError:
+    a refused connection, which redis-py retries only when told):
     `serve` restarts its Redis within seconds, and a worker that failed would lose the job it runs."""
     return {"retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), RIDE_OUT_TRIES),
-            "retry_on_error": [ConnectionError, TimeoutError]}
+            "retry_on_error": [ConnectionError, TimeoutError, OSError]}

@@ -31,6 +31,8 @@ async def healthz(service: ServiceDep) -> JSONResponse:
     }
     if redis_ok:
         body.update(await _sandboxes(service))
+    if service.supervision is not None:  # what `serve` keeps alive, and how often it had to start it again
+        body["supervised"] = service.supervision()
     healthy = redis_ok and mlflow_ok and (workers_ok or not service.expect_workers)
     body["status"] = "ok" if healthy else "degraded"
     return JSONResponse(body, status_code=200 if healthy else 503)
