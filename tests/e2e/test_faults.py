@@ -244,7 +244,7 @@ def test_serve_killed_leaves_nothing_and_its_restart_completes_the_job(own_servi
 
 def test_sigterm_hands_the_running_job_back_and_it_completes_after_the_restart(
         make_platform: Callable[..., Platform], tmp_path: Path) -> None:
-    platform = make_platform(runner={"stop_grace_seconds": 1})
+    platform = make_platform()  # runner.stop_grace_seconds: 1
     user = next(iter(platform.instance.tokens))
     job_id = platform.submit(platform.client(tmp_path, user), "slow", SLOW_MAIN.format(seconds=10))
     wait_job(platform, job_id, user, ("running",))

@@ -285,6 +285,8 @@ def new_platform(base: Path, redis_url: str | None, mlflow_url: str | None, work
     """An instance made by the CLI, with users of unique names and quick upkeep, not yet started."""
     inst = create_instance(base, limits=limits, datasets=datasets, users=tuple(unique_user() for _ in range(users)))
     document = yaml.safe_load(inst.config_path.read_text())
-    document["runner"].update({"heartbeat_seconds": 1, "reconcile_seconds": 1, **(runner or {})})
+    # Quick upkeep, and a quick stop: a job still running at a test's end is handed back after 1 s.
+    document["runner"].update({"heartbeat_seconds": 1, "reconcile_seconds": 1, "stop_grace_seconds": 1,
+                               **(runner or {})})
     inst.config_path.write_text(yaml.safe_dump(document))
     return Platform(inst, redis_url, mlflow_url, workers)
