@@ -66,6 +66,15 @@ class PlatformFailed(JobFailed):
 HANDED_BACK = "the platform stopped while the job ran; it runs again from the start"
 
 
+@dataclass(frozen=True)
+class Ending:
+    """How a job ended: its final status, the reason, and whose fault a failure was."""
+
+    status: JobStatus
+    error: str
+    platform_fault: bool = False  # not the job's code's: its hourly slot is given back
+
+
 @dataclass
 class WorkerContext:
     settings: Settings
@@ -91,34 +100,33 @@ async def run_job(ctx: dict[str, Any], job_id: str, run_id: str) -> str:
     await asyncio.to_thread(scratch_folder.create, scratch, w.executor.scratch_size)
     heartbeat = asyncio.create_task(_beat(w, job_id))
     livelog = LiveLog(w.redis, job_id, scratch / c.LOG_FILE, w.settings.runner.log_max_bytes)
-    status, error, platform_fault = JobStatus.FAILED, "the job stopped unexpectedly", False
-    handed_back = False
+    ending, handed_back = Ending(JobStatus.FAILED, "the job stopped unexpectedly"), False
     try:
-        status, error = await _execute(w, job, scratch, livelog)
+        ending = Ending(*await _execute(w, job, scratch, livelog))
     except asyncio.CancelledError:
         if job_id in w.aborted:
-            status, error = JobStatus.CANCELLED, "cancelled on request"
+            ending = Ending(JobStatus.CANCELLED, "cancelled on request")
         else:  # the worker is stopping (its grace period is over): the job goes back to the queue
             handed_back = True
         raise  # arq keeps the queue entry of a job cancelled without an abort: it runs again
     except PlatformFailed as exc:
-        status, error, platform_fault = JobStatus.FAILED, str(exc), True
+        ending = Ending(JobStatus.FAILED, str(exc), platform_fault=True)
     except JobFailed as exc:
-        status, error = JobStatus.FAILED, str(exc)
+        ending = Ending(JobStatus.FAILED, str(exc))
     except SandboxError:
         log.exception("job %s: the sandbox failed", job_id)
-        status, error, platform_fault = (JobStatus.FAILED, "the sandbox could not run the job; the operators have "
-                                         "the details", True)
+        ending = Ending(JobStatus.FAILED, "the sandbox could not run the job; the operators have the details",
+                        platform_fault=True)
     except Exception as exc:  # the job boundary: anything else is the platform's fault, said once
         log.exception("job %s: platform error", job_id)
-        status, error = JobStatus.FAILED, f"platform error ({type(exc).__name__}); the operators have the details"
-        platform_fault = True
+        ending = Ending(JobStatus.FAILED, f"platform error ({type(exc).__name__}); the operators have the details",
+                        platform_fault=True)
     finally:
         if handed_back:
             await _to_the_end(_hand_back(w, job, scratch, livelog, heartbeat))
         else:
-            await _to_the_end(_finish(w, job, scratch, livelog, Ending(status, error, platform_fault), heartbeat))
-    return status
+            await _to_the_end(_finish(w, job, scratch, livelog, ending, heartbeat))
+    return ending.status
 
 
 async def _to_the_end(step: Awaitable[None]) -> None:
@@ -291,13 +299,6 @@ def _regular_file(path: Path) -> bool:
         return False
 
 
-@dataclass(frozen=True)
-class Ending:
-    status: JobStatus
-    error: str
-    platform_fault: bool = False  # not the job's fault: its hourly slot is given back
-
-
 async def _finish(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog, ending: Ending,
                   heartbeat: asyncio.Task[None]) -> None:
     status, error = ending.status, ending.error
@@ -312,7 +313,7 @@ async def _finish(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog, e
     except Exception:  # the reconciler ends jobs left running; say it once here
         log.exception("job %s: could not record its end (%s); the reconciler will", job.id, status)
     finally:
-        await _stop_beating(w, job, scratch, heartbeat)
+        await _clean_up(w, job, scratch, heartbeat)
         log.info("job %s %s%s", job.id, status, f": {error}" if error else "")
         if w.on_job_end is not None:
             await w.on_job_end()
@@ -330,11 +331,12 @@ async def _hand_back(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog
     except Exception:  # still running, beat gone: the reconciler hands it back
         log.exception("job %s: could not hand it back; the reconciler will", job.id)
     finally:
-        await _stop_beating(w, job, scratch, heartbeat)
+        await _clean_up(w, job, scratch, heartbeat)
         log.info("job %s handed back: %s", job.id, HANDED_BACK)
 
 
-async def _stop_beating(w: WorkerContext, job: Job, scratch: Path, heartbeat: asyncio.Task[None]) -> None:
+async def _clean_up(w: WorkerContext, job: Job, scratch: Path, heartbeat: asyncio.Task[None]) -> None:
+    """However the job went: its beat stops, its scratch folder goes."""
     heartbeat.cancel()
     with contextlib.suppress(RedisError):
         await w.redis.delete(c.heartbeat_key(job.id))
