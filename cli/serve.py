@@ -1,76 +1,75 @@
 """`leadersboard serve`: the whole platform on one machine, stopped cleanly on Ctrl-C / SIGTERM.
 
-Starts what is not configured (Redis, the MLflow tracking server, private on 127.0.0.1), N worker
-processes kept alive by a supervisor thread, and in this process one server with three sockets: the
-API + git, the web form, and the read-only MLflow gateway that participants reach.
+Holds the instance's lock (one serve per instance), starts what is not configured (Redis, the MLflow
+tracking server, private on 127.0.0.1) and N worker processes, all kept alive by a supervisor and
+ended by a guardian should serve die without cleaning up, and runs in this process one server with
+three sockets: the API + git, the web form, and the read-only MLflow gateway that participants reach.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
-import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
 
 from leadersboard import db
 from leadersboard.local.mlflow_server import start_mlflow
+from leadersboard.local.ports import free_port
 from leadersboard.local.redis_server import start_redis
 from leadersboard.runner.reconcile import JobReconciler
 from leadersboard.settings import Settings
 from leadersboard.webhook.app import create_app
 from leadersboard.webhook.service import MLFLOW_CLIENT_ENV, Service
 
+from .guardian import start_guardian
+from .instance_lock import InstanceBusy, InstanceLock
+from .leftovers import MARK_ENV, end_leftovers, new_mark
+from .supervisor import Supervisor
+
 log = logging.getLogger(__name__)
-RESTART_PAUSE_SECONDS = 1.0
+HAND_BACK_SECONDS = 60  # after its grace, a stopping worker hands its job back: MLflow writes, the job's processes
 
 
 @dataclass
-class WorkerPool:
-    """Worker processes, restarted when one dies (a job it ran is ended by the reconciler)."""
+class WorkerProcess:
+    """A `leadersboard worker` that serve started (a process group of its own)."""
 
-    settings: Settings
-    count: int
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    stopping: threading.Event = field(default_factory=threading.Event)
+    process: subprocess.Popen[bytes]
+    grace_seconds: int
 
-    def start(self) -> None:
-        self.processes = [self._spawn(i) for i in range(self.count)]
-        threading.Thread(target=self._supervise, name="worker-supervisor", daemon=True).start()
-
-    def _spawn(self, index: int) -> subprocess.Popen[bytes]:
+    @classmethod
+    def start(cls, settings: Settings, index: int) -> WorkerProcess:
         # Not the service's short MLflow timeouts: a worker uploads a job's artifacts.
         env = {**{k: v for k, v in os.environ.items() if k not in MLFLOW_CLIENT_ENV},
-               "LEADERSBOARD_HOME": str(self.settings.home), "LEADERSBOARD_REDIS_URL": self.settings.redis_url or "",
-               "MLFLOW_TRACKING_URI": self.settings.mlflow_tracking_uri or ""}
+               "LEADERSBOARD_HOME": str(settings.home),
+               "LEADERSBOARD_REDIS_URL": settings.redis_url or "",
+               "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri or ""}
         command = [sys.executable, "-m", "leadersboard.cli", "worker", "--gpu", str(index)]
-        return subprocess.Popen(command, env=env, start_new_session=True)
-
-    def _supervise(self) -> None:
-        while not self.stopping.wait(RESTART_PAUSE_SECONDS):
-            for index, proc in enumerate(self.processes):
-                if proc.poll() is not None and not self.stopping.is_set():
-                    log.warning("worker %d (pid %d) exited with %s; starting a new one", index, proc.pid,
-                                proc.returncode)
-                    self.processes[index] = self._spawn(index)
+        return cls(subprocess.Popen(command, env=env, start_new_session=True), settings.runner.stop_grace_seconds)
 
     def stop(self) -> None:
-        self.stopping.set()
-        for proc in self.processes:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.processes:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        """SIGTERM: the worker lets its job finish for its grace, then hands it back; SIGKILL if it is still there."""
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(self.grace_seconds + HAND_BACK_SECONDS)
+        except subprocess.TimeoutExpired:
+            log.warning("worker (pid %d) did not stop in time; killing it", self.process.pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -109,8 +108,31 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 
 
 def serve(settings: Settings, workers: int = 1) -> None:
-    db.create_schema(settings.db_path)  # an instance made by an older version gains what it lacks
-    stops: list[tuple[str, object]] = []
+    try:
+        lock = InstanceLock.acquire(settings.run_dir)
+    except InstanceBusy as exc:
+        raise ServeError(str(exc)) from exc
+    try:
+        if lock.left_by and lock.left_by.get("mark"):
+            _clean_after(lock.left_by)
+        db.create_schema(settings.db_path)  # an instance made by an older version gains what it lacks
+        mark = new_mark()
+        os.environ[MARK_ENV] = mark  # inherited by every process serve starts, and by theirs (leftovers.py)
+        lock.hold(mark)
+        _serve(settings, workers, lock)
+    finally:
+        lock.release()  # `_serve` stopped what it started, however it ended (and the guardian ends the rest)
+
+
+def _clean_after(record: dict[str, Any]) -> None:
+    """The previous serve of this instance did not stop cleanly: end whatever it left running."""
+    killed = end_leftovers(str(record["mark"]), record.get("groups") or {})
+    print(f"the previous serve of this instance (pid {record.get('pid')}) did not stop cleanly; "
+          f"ended {killed} of the process groups and processes it had left running", flush=True)
+
+
+def _serve(settings: Settings, workers: int, lock: InstanceLock) -> None:
+    supervisor = Supervisor(on_start=lock.started)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal under the handler it found:
     # with the default one the process would die there, before `finally` stops what we started.
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
@@ -120,20 +142,24 @@ def serve(settings: Settings, workers: int = 1) -> None:
         # and shutdown. Bound first, so that a port in use stops serve before it starts anything.
         for port in (settings.api_port, settings.web_port, settings.mlflow_port):
             sockets.append(listen(settings.api_host, port))
+        mark, run_dir = lock.record["mark"], settings.run_dir
+        supervisor.keep("guardian", lambda: start_guardian(mark, run_dir))
         if not settings.redis_url:
-            redis = start_redis(settings.run_dir / "redis")
-            stops.append(("redis-server", redis))
+            # Started again on the same port, with the same password and append-only file: clients reconnect.
+            redis_dir, redis_port, password = settings.run_dir / "redis", free_port(), secrets.token_urlsafe(24)
+            redis = supervisor.keep("redis-server", lambda: start_redis(redis_dir, port=redis_port, password=password))
             settings = replace(settings, redis_url=redis.url)
         if not settings.mlflow_tracking_uri:
             # Private: only this host reaches it (the platform writes there); participants get the gateway.
             print("starting the MLflow tracking server on 127.0.0.1 ...", flush=True)
-            mlflow = start_mlflow(settings.mlflow_dir)
-            stops.append(("mlflow", mlflow))
+            mlflow_dir, mlflow_port = settings.mlflow_dir, free_port()
+            mlflow = supervisor.keep("mlflow", lambda: start_mlflow(mlflow_dir, port=mlflow_port))
             settings = replace(settings, mlflow_tracking_uri=mlflow.url)
-        pool = WorkerPool(settings, workers)
-        pool.start()
-        stops.append(("workers", pool))
-        app = create_app(settings, expect_workers=workers > 0, background=[reconcile_jobs])
+        served = settings  # with the URLs of what was started
+        supervisor.keep_together([(f"worker {index}", partial(WorkerProcess.start, served, index))
+                                  for index in range(workers)])
+        app = create_app(settings, expect_workers=workers > 0, background=[reconcile_jobs],
+                         supervision=supervisor.status)
         config = uvicorn.Config(app, host=settings.api_host,
                                 port=settings.api_port, log_level="warning", lifespan="on")
         print(f"LeadersBoard on {settings.base_url}: git {settings.base_url}/git/submissions.git, "
@@ -146,6 +172,5 @@ def serve(settings: Settings, workers: int = 1) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
         for sock in sockets:
             sock.close()
-        for name, part in reversed(stops):
-            log.info("stopping %s", name)
-            part.stop()  # type: ignore[attr-defined]
+        log.info("stopping the workers, MLflow, Redis")
+        supervisor.stop()

@@ -24,6 +24,7 @@ from . import contract as c
 from .admission import Admission
 from .job_index import JobIndex, JobRecord
 from .submissions import Submission
+from .submissions import job_id as submission_job_id
 
 
 class JobStatus(StrEnum):
@@ -58,6 +59,7 @@ _RUN_STATUS = {JobStatus.PENDING: "SCHEDULED", JobStatus.RUNNING: "RUNNING", Job
                JobStatus.FAILED: "FAILED", JobStatus.CANCELLED: "KILLED"}
 ACTIVE_STATUSES = tuple(status for status in JobStatus if status.active)
 RUNS_PER_SEARCH = 100  # run ids in one `attributes.run_id IN (...)` filter
+SLOT_GIVEN_BACK = "the platform's fault: the submission's slot in the hourly limit was given back"
 
 
 @dataclass
@@ -80,6 +82,8 @@ class Job:
     worker: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     scoring: str = "self_reported"  # how its benchmark is scored: self_reported or verified
+    attempts: int = 0  # times a worker started it
+    lost: int = 0  # times the worker running it died under it
 
     @property
     def dataset(self) -> str:
@@ -92,6 +96,7 @@ class Job:
             "benchmark": self.benchmark, "created_at": _iso(self.created_at), "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at), "metrics": self.metrics, "error": self.error,
             "user": self.user, "submission": self.folder, "commit": self.commit, "scoring": self.scoring,
+            "attempts": self.attempts,
         }
 
 
@@ -220,21 +225,38 @@ class JobStore:
             if not token or (max_results and len(runs) >= max_results):
                 return runs
 
-    def mark_running(self, run_id: str, worker: str) -> None:
-        self.client.update_run(run_id, status=JobStatus.RUNNING.run_status)
+    def mark_running(self, job: Job, worker: str) -> None:
+        """The job starts on `worker`: one more attempt."""
+        self.client.update_run(job.run_id, status=JobStatus.RUNNING.run_status)
         # The status last: whoever reads "running" also finds the worker and the start time (without
         # them the reconciler would take the job for one whose worker has long stopped beating).
-        for key, value in ((c.TAG_WORKER, worker), (c.TAG_STARTED_AT, f"{time.time():.3f}"),
-                           (c.TAG_STATUS, JobStatus.RUNNING)):
-            self.client.set_tag(run_id, key, value)
+        for key, value in ((c.TAG_ATTEMPTS, str(job.attempts + 1)), (c.TAG_WORKER, worker),
+                           (c.TAG_STARTED_AT, f"{time.time():.3f}"), (c.TAG_STATUS, JobStatus.RUNNING)):
+            self.client.set_tag(job.run_id, key, value)
 
-    async def end(self, job: Job, status: JobStatus, reason: str | None = None) -> None:
+    def hand_back(self, job: Job, why: str, lost: bool = False) -> None:
+        """The running job goes back to pending, to run again from the start: the platform stopped it
+        (`lost`: its worker died), not its code. Its slot stays taken; the caller queues it again."""
+        tags = {c.TAG_HANDED_BACK: why[:4000], **({c.TAG_LOST: str(job.lost + 1)} if lost else {})}
+        for key, value in tags.items():
+            self.client.set_tag(job.run_id, key, value)
+        self.client.update_run(job.run_id, status=JobStatus.PENDING.run_status)
+        self.client.set_tag(job.run_id, c.TAG_STATUS, JobStatus.PENDING)  # last, as in `mark_running`
+
+    async def end(self, job: Job, status: JobStatus, reason: str | None = None, platform_fault: bool = False) -> None:
         """The one way a job ends, whoever ends it (its worker, a cancel, the reconciler): the reason
-        when it did not complete, the run's end state, the final status; then its user's slot back."""
+        when it did not complete, the run's end state, the final status; then its user's slot back.
+
+        `platform_fault`: it failed for the platform's reason, not its code's; the submission's slot
+        in the hourly limit is given back too (when this job is the one that spent it), and the
+        reason says so."""
         assert not status.active, status
+        refund = platform_fault and job.id == submission_job_id(job.submission_id)
+        if refund and self.admission is not None:
+            reason = f"{reason}; {SLOT_GIVEN_BACK}" if reason else SLOT_GIVEN_BACK
         await asyncio.to_thread(self._write_end, job.run_id, status, reason)
         if self.admission is not None:
-            await self.admission.release(job.user, [], [job.id])
+            await self.admission.release(job.user, [job.submission_id] if refund else [], [job.id])
 
     def _write_end(self, run_id: str, status: JobStatus, reason: str | None) -> None:
         if reason:
@@ -281,10 +303,16 @@ def job_from_run(run: Run) -> Job:
         folder=tags.get(c.TAG_FOLDER, ""), commit=tags.get(c.TAG_COMMIT, ""),
         entrypoint=tags.get(c.TAG_ENTRYPOINT, "main.py"), config_file=tags.get(c.TAG_CONFIG, "config.yaml"),
         resource_class=tags.get(c.TAG_RESOURCE_CLASS), created_at=float(tags.get(c.TAG_SUBMITTED_AT, 0)),
-        started_at=float(started) if started else None, finished_at=finished, error=tags.get(c.TAG_ERROR),
-        worker=tags.get(c.TAG_WORKER), metrics=dict(run.data.metrics),
-        scoring=tags.get(c.TAG_SCORING, "self_reported"),
+        # A job handed back keeps the tags of its last start until it starts again: pending has none.
+        started_at=float(started) if started and status != JobStatus.PENDING else None, finished_at=finished,
+        error=tags.get(c.TAG_ERROR), worker=tags.get(c.TAG_WORKER), metrics=dict(run.data.metrics),
+        scoring=tags.get(c.TAG_SCORING, "self_reported"), attempts=_count(tags.get(c.TAG_ATTEMPTS)),
+        lost=_count(tags.get(c.TAG_LOST)),
     )
+
+
+def _count(text: str | None) -> int:
+    return int(text) if text and text.isdigit() else 0
 
 
 def _iso(when: float | None) -> str | None:

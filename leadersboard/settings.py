@@ -51,6 +51,7 @@ class RunnerSettings:
     python: str = ""  # interpreter for submissions (process executor); empty: the platform's own
     heartbeat_seconds: int = 10  # a running job's worker proves it is alive this often
     reconcile_seconds: int = 30  # how often `serve` looks for lost jobs
+    stop_grace_seconds: int = 30  # on SIGTERM, how long a worker lets its running job finish before handing it back
     poll_delay_ms: int = 100  # how often an idle worker looks at the queue
     log_max_bytes: int = 1024 * 1024  # the live log kept in Redis (the tail); the artifact keeps 5x this
     max_artifact_bytes: int = 512 * 1024 * 1024  # what a job may copy into MLflow

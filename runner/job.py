@@ -11,7 +11,7 @@ import logging
 import math
 import stat
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
@@ -59,6 +59,22 @@ class JobFailed(Exception):
     """The job cannot run or did not produce a result; the message is shown to the participant."""
 
 
+class PlatformFailed(JobFailed):
+    """The job cannot run for the platform's reason, not its code's: its hourly slot is given back."""
+
+
+HANDED_BACK = "the platform stopped while the job ran; it runs again from the start"
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a job ended: its final status, the reason, and whose fault a failure was."""
+
+    status: JobStatus
+    error: str
+    platform_fault: bool = False  # not the job's code's: its hourly slot is given back
+
+
 @dataclass
 class WorkerContext:
     settings: Settings
@@ -68,36 +84,59 @@ class WorkerContext:
     worker_id: str
     gpu: str | None = None
     on_job_end: Callable[[], Awaitable[None]] | None = None
+    # Ids of the jobs arq cancelled because someone asked (`Job.abort`, which the API's cancel calls,
+    # records them in Redis; arq reads them there). Any other cancel is the worker stopping.
+    aborted: Container[str] = frozenset()
 
 
 async def run_job(ctx: dict[str, Any], job_id: str, run_id: str) -> str:
-    """The arq job function: run job `job_id` (MLflow run `run_id`) to its end."""
+    """The arq job function: run job `job_id` (MLflow run `run_id`) to its end, or hand it back."""
     w: WorkerContext = ctx["leadersboard"]
     job = await asyncio.to_thread(w.jobs.read, run_id)
     if job.status != JobStatus.PENDING:  # a replayed queue entry: the job ran or ended already
         return f"skipped ({job.status})"
-    await asyncio.to_thread(w.jobs.mark_running, run_id, w.worker_id)
+    await asyncio.to_thread(w.jobs.mark_running, job, w.worker_id)
     scratch = w.settings.scratch_dir / job_id
     await asyncio.to_thread(scratch_folder.create, scratch, w.executor.scratch_size)
     heartbeat = asyncio.create_task(_beat(w, job_id))
     livelog = LiveLog(w.redis, job_id, scratch / c.LOG_FILE, w.settings.runner.log_max_bytes)
-    status, error = JobStatus.FAILED, "the job stopped unexpectedly"
+    ending, handed_back = Ending(JobStatus.FAILED, "the job stopped unexpectedly"), False
     try:
-        status, error = await _execute(w, job, scratch, livelog)
+        ending = Ending(*await _execute(w, job, scratch, livelog))
     except asyncio.CancelledError:
-        status, error = JobStatus.CANCELLED, "cancelled on request"
-        raise
+        if job_id in w.aborted:
+            ending = Ending(JobStatus.CANCELLED, "cancelled on request")
+        else:  # the worker is stopping (its grace period is over): the job goes back to the queue
+            handed_back = True
+        raise  # arq keeps the queue entry of a job cancelled without an abort: it runs again
+    except PlatformFailed as exc:
+        ending = Ending(JobStatus.FAILED, str(exc), platform_fault=True)
     except JobFailed as exc:
-        status, error = JobStatus.FAILED, str(exc)
+        ending = Ending(JobStatus.FAILED, str(exc))
     except SandboxError:
         log.exception("job %s: the sandbox failed", job_id)
-        status, error = JobStatus.FAILED, "the sandbox could not run the job; the operators have the details"
+        ending = Ending(JobStatus.FAILED, "the sandbox could not run the job; the operators have the details",
+                        platform_fault=True)
     except Exception as exc:  # the job boundary: anything else is the platform's fault, said once
         log.exception("job %s: platform error", job_id)
-        status, error = JobStatus.FAILED, f"platform error ({type(exc).__name__}); the operators have the details"
+        ending = Ending(JobStatus.FAILED, f"platform error ({type(exc).__name__}); the operators have the details",
+                        platform_fault=True)
     finally:
-        await asyncio.shield(_finish(w, job, scratch, livelog, status, error, heartbeat))
-    return status
+        if handed_back:
+            await _to_the_end(_hand_back(w, job, scratch, livelog, heartbeat))
+        else:
+            await _to_the_end(_finish(w, job, scratch, livelog, ending, heartbeat))
+    return ending.status
+
+
+async def _to_the_end(step: Awaitable[None]) -> None:
+    """Await `step` to its end even when cancelled meanwhile (the worker stopping), then re-raise the cancel."""
+    task = asyncio.ensure_future(step)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
 
 
 async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) -> tuple[JobStatus, str]:
@@ -163,8 +202,8 @@ async def _verified_run(w: WorkerContext, job: Job, livelog: LiveLog) -> Verifie
         run = await asyncio.to_thread(prepare_verified, w.settings.sealed_dir, dataset, job.benchmark.split("/")[1])
     except (SealError, LayoutError, OSError) as exc:
         log.exception("job %s: the sealed view could not be built", job.id)
-        raise JobFailed(f"the platform could not prepare the test set ({exc}); the operators have the details") \
-            from exc
+        raise PlatformFailed(f"the platform could not prepare the test set ({exc}); the operators have the "
+                             "details") from exc
     await livelog.note(f"verified benchmark: {len(run.view.test_set())} test images in {TEST_MOUNT}/, "
                        f"training images in {TRAIN_MOUNT}/; write {PREDICTIONS_FILE}")
     return run
@@ -260,8 +299,9 @@ def _regular_file(path: Path) -> bool:
         return False
 
 
-async def _finish(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog, status: JobStatus, error: str,
+async def _finish(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog, ending: Ending,
                   heartbeat: asyncio.Task[None]) -> None:
+    status, error = ending.status, ending.error
     try:
         await livelog.note(f"status: {status}" + (f" ({error})" if error else ""))
         await livelog.close()
@@ -269,18 +309,39 @@ async def _finish(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog, s
         # Gone before the status says the job ended: an ended job has left nothing behind.
         await asyncio.to_thread(scratch_folder.remove, scratch)
         # Before the beat stops: the reconciler, missing the beat, then reads the final status.
-        await w.jobs.end(job, status, error)
+        await w.jobs.end(job, status, error, platform_fault=ending.platform_fault)
     except Exception:  # the reconciler ends jobs left running; say it once here
         log.exception("job %s: could not record its end (%s); the reconciler will", job.id, status)
     finally:
-        heartbeat.cancel()
-        with contextlib.suppress(RedisError):
-            await w.redis.delete(c.heartbeat_key(job.id))
-        with contextlib.suppress(OSError):
-            scratch_folder.remove(scratch)
+        await _clean_up(w, job, scratch, heartbeat)
         log.info("job %s %s%s", job.id, status, f": {error}" if error else "")
         if w.on_job_end is not None:
             await w.on_job_end()
+
+
+async def _hand_back(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog,
+                     heartbeat: asyncio.Task[None]) -> None:
+    """The worker stops while the job runs: the job is pending again, with its slot, and arq keeps its
+    queue entry, so it runs again (here after a restart, or on another worker)."""
+    try:
+        await livelog.note(f"handed back: {HANDED_BACK}")
+        await livelog.close()
+        await asyncio.to_thread(scratch_folder.remove, scratch)
+        await asyncio.to_thread(w.jobs.hand_back, job, HANDED_BACK)
+    except Exception:  # still running, beat gone: the reconciler hands it back
+        log.exception("job %s: could not hand it back; the reconciler will", job.id)
+    finally:
+        await _clean_up(w, job, scratch, heartbeat)
+        log.info("job %s handed back: %s", job.id, HANDED_BACK)
+
+
+async def _clean_up(w: WorkerContext, job: Job, scratch: Path, heartbeat: asyncio.Task[None]) -> None:
+    """However the job went: its beat stops, its scratch folder goes."""
+    heartbeat.cancel()
+    with contextlib.suppress(RedisError):
+        await w.redis.delete(c.heartbeat_key(job.id))
+    with contextlib.suppress(OSError):
+        scratch_folder.remove(scratch)
 
 
 def _upload_log(w: WorkerContext, job: Job, path: Path) -> None:

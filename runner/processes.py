@@ -15,7 +15,13 @@ JOB_ENV = "LEADERSBOARD_JOB_ID"
 
 
 def job_processes(job_id: str, proc: Path = Path("/proc")) -> list[int]:
-    needle = f"{JOB_ENV}={job_id}".encode()
+    return processes_with_env(JOB_ENV, job_id, proc)
+
+
+def processes_with_env(name: str, value: str, proc: Path = Path("/proc")) -> list[int]:
+    """Pids of the processes whose environment has `name=value` (this one excepted; those of other
+    users are not readable unless we are root)."""
+    needle = f"{name}={value}".encode()
     pids = []
     for entry in proc.iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():

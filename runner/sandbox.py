@@ -12,8 +12,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 READ_CHUNK = 16 * 1024
+DRAIN_SECONDS = 0.5  # output passed on after the job's exit: what it wrote is in the pipe already
 WORK_DIR = "work"  # the job's working directory, inside its scratch folder
 TMP_SIZE = "512m"  # the private /tmp a job gets, in memory, under either executor
 
@@ -78,18 +80,47 @@ class Outcome:
     oom_limit: str | None = None  # set when the sandbox was killed for going over this memory limit
 
 
-async def stream_output(proc: asyncio.subprocess.Process, on_output: OutputSink, timeout: float) -> bool:
-    """Pass the process's output on until it exits; True when `timeout` ran out first."""
-    assert proc.stdout is not None
-    stdout = proc.stdout
+async def stream_output(proc: asyncio.subprocess.Process, on_output: OutputSink, timeout: float,
+                        output: asyncio.StreamReader | None = None) -> bool:
+    """Pass the process's output on until the process exits; True when `timeout` ran out first.
 
-    async def pump() -> None:
-        while chunk := await stdout.read(READ_CHUNK):
-            await on_output(chunk)
-        await proc.wait()
-
+    The job is over when its main process exits, not when its output closes: a process it left
+    behind may hold the pipe open. After the exit, what is in the pipe is passed on for at most
+    DRAIN_SECONDS. `output` is a pipe of the caller's own: with asyncio's (`proc.stdout`),
+    `proc.wait()` returns only once that pipe closes too (Python 3.11), so the exit is seen then.
+    """
+    stream = output if output is not None else proc.stdout
+    assert stream is not None
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    exited = asyncio.ensure_future(proc.wait())
+    read: asyncio.Future[bytes] | None = None
+    draining = False
     try:
-        await asyncio.wait_for(pump(), timeout)
-    except TimeoutError:
-        return True
-    return False
+        while True:
+            if not draining and exited.done():
+                draining, end = True, loop.time() + DRAIN_SECONDS
+            left = end - loop.time()
+            if left <= 0:
+                return not draining
+            read = read or asyncio.ensure_future(stream.read(READ_CHUNK))
+            waiting: set[asyncio.Future[Any]] = {read} if draining else {read, exited}
+            await asyncio.wait(waiting, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            if not read.done():
+                continue
+            chunk, read = read.result(), None
+            if chunk:
+                await on_output(chunk)
+            elif draining:  # the pipe is closed and empty: nothing more can come
+                return False
+            else:  # the output closed before the process exited: wait for the exit
+                try:
+                    await asyncio.wait_for(asyncio.shield(exited), max(0.0, end - loop.time()))
+                except TimeoutError:
+                    return True
+                return False
+    finally:
+        pending = [task for task in (read, exited) if task is not None and not task.done()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)

@@ -3,9 +3,10 @@
 The job runs as the worker's user and sees the host; what still holds: a scrubbed environment, its
 own session, a network namespace of its own where the kernel allows one (as root, or through an
 unprivileged user namespace), no core dumps and the per-file limit, death with the worker
-(PR_SET_PDEATHSIG), and at its end its process group and every process that carries its job id
-(`processes.py`) are killed. The worker, `serve`, the job log and /healthz say that jobs run
-unconfined.
+(PR_SET_PDEATHSIG), and at its end, when its main process exits, its process group and every
+process that carries its job id (`processes.py`) are killed: a process left behind that holds the
+job's output open neither keeps the job running nor outlives it. The worker, `serve`, the job log
+and /healthz say that jobs run unconfined.
 """
 
 from __future__ import annotations
@@ -33,13 +34,23 @@ async def run_unconfined(sandbox: Sandbox, on_output: OutputSink, isolate_networ
     for name, source in sandbox.data_mounts.items():
         (sandbox.workdir / name).symlink_to(source, target_is_directory=True)
     start = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        *sandbox.command, cwd=sandbox.workdir, env=sandbox.env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-        preexec_fn=_child_limits(sandbox.max_file_bytes, isolate_network))
+    # The output pipe is ours, not the process transport's: then `proc.wait()` returns when the job's
+    # main process exits, even while a process it left behind holds the pipe open.
+    read_fd, write_fd = os.pipe()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *sandbox.command, cwd=sandbox.workdir, env=sandbox.env, stdin=asyncio.subprocess.DEVNULL,
+            stdout=write_fd, stderr=write_fd, start_new_session=True,
+            preexec_fn=_child_limits(sandbox.max_file_bytes, isolate_network))
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    output, pipe = await _reader(read_fd)
     timed_out = False
     try:
-        timed_out = await stream_output(proc, on_output, sandbox.timeout_seconds)
+        timed_out = await stream_output(proc, on_output, sandbox.timeout_seconds, output)
     finally:
         # Also when cancelled: nothing the submission started may outlive its job, not even a
         # process that left the group (found by the job id in its environment).
@@ -47,7 +58,17 @@ async def run_unconfined(sandbox: Sandbox, on_output: OutputSink, isolate_networ
         job_id = sandbox.env.get(JOB_ENV)
         if job_id:
             kill_job_processes(job_id)
+        pipe.close()
     return Outcome(None if timed_out else proc.returncode, timed_out, time.monotonic() - start)
+
+
+async def _reader(fd: int) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
+    """A stream reading the pipe `fd` (closed with the transport)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
+                                                os.fdopen(fd, "rb", buffering=0))
+    return reader, transport
 
 
 def network_isolation_works() -> bool:

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+from dataclasses import replace
 from typing import Any
 
 from arq import Worker
@@ -24,6 +25,7 @@ from leadersboard.admission import Admission
 from leadersboard.contract import JOB_FUNCTION, sandbox_key
 from leadersboard.jobs import JobStore
 from leadersboard.periodic import every
+from leadersboard.queue import ride_out_restarts
 from leadersboard.settings import Settings
 from leadersboard.site_generator import SiteBuilder
 
@@ -37,6 +39,9 @@ log = logging.getLogger(__name__)
 # arq's own limit sits above ours so that our deadline, which kills the job's processes or container, fires first.
 ARQ_MARGIN_SECONDS = 600
 HEALTH_CHECK_SECONDS = 10  # /healthz sees a worker as alive while arq's health key is fresh
+# arq counts the tries of a queue entry and refuses it past this. Ours are counted on the job's run
+# (handed back at a stop, run again once after a lost worker): arq must never refuse an entry handed back.
+ARQ_MAX_TRIES = 1000
 
 
 def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False) -> Worker:
@@ -49,7 +54,7 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
     redis_url, tracking_uri = settings.redis_url, settings.mlflow_tracking_uri
 
     async def startup(ctx: dict[str, Any]) -> None:
-        redis = Redis.from_url(redis_url)
+        redis = Redis.from_url(redis_url, **ride_out_restarts())
         site = SiteBuilder(tracking_uri, settings.db_path, settings.site_dir, settings.site_cache_path)
         await site.start()
 
@@ -68,7 +73,7 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
         ctx["site"] = site
         ctx["leadersboard"] = WorkerContext(
             settings=settings, redis=redis, jobs=JobStore(tracking_uri, admission=Admission(redis, settings.limits)),
-            executor=executor, worker_id=worker_id, gpu=gpu, on_job_end=job_ended)
+            executor=executor, worker_id=worker_id, gpu=gpu, on_job_end=job_ended, aborted=worker.aborting_tasks)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         report: asyncio.Task[None] | None = ctx.get("sandbox_report")
@@ -85,10 +90,10 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
                 await context.redis.delete(sandbox_key(worker_id))
             await context.redis.aclose()
 
-    return Worker(
-        functions=[func(run_job, name=JOB_FUNCTION, max_tries=1)],
+    worker = Worker(
+        functions=[func(run_job, name=JOB_FUNCTION, max_tries=ARQ_MAX_TRIES)],
         queue_name=settings.queue_name,
-        redis_settings=RedisSettings.from_dsn(redis_url),
+        redis_settings=replace(RedisSettings.from_dsn(redis_url), **ride_out_restarts()),
         max_jobs=1,
         poll_delay=settings.runner.poll_delay_ms / 1000,
         allow_abort_jobs=True,
@@ -98,8 +103,12 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
         on_shutdown=shutdown,
         burst=burst,
         handle_signals=True,
+        # On SIGTERM or SIGINT: no new job; the running one may finish for this long, then it is
+        # cancelled and handed back (`run_job`). arq cancels at once when this is 0.
+        job_completion_wait=settings.runner.stop_grace_seconds,
         health_check_interval=HEALTH_CHECK_SECONDS,
     )
+    return worker
 
 
 def make_executor(settings: Settings) -> Executor:

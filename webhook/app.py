@@ -18,14 +18,16 @@ from .errors import install_error_handlers
 from .git_http import GitHttpApp, Receive, Scope, Send
 from .mlflow_gateway import MlflowGateway
 from .routes import health, hooks, jobs, submissions
-from .service import Background, Service
+from .service import Background, Service, Supervision
 from .web import create_web_app
 
 
 def create_app(settings: Settings, expect_workers: bool = False, reconcile: bool = True,
-               background: Sequence[Background] = ()) -> Any:
-    """The ASGI callable `serve` runs; `background` tasks run beside it while it serves."""
-    service = Service(settings, expect_workers=expect_workers, reconcile=reconcile, background=background)
+               background: Sequence[Background] = (), supervision: Supervision | None = None) -> Any:
+    """The ASGI callable `serve` runs; `background` tasks run beside it while it serves; `supervision`
+    says how what `serve` started is doing (for /healthz)."""
+    service = Service(settings, expect_workers=expect_workers, reconcile=reconcile, background=background,
+                      supervision=supervision)
     # Participants read MLflow only through here; the platform's own clients use the tracking URI directly.
     mlflow = MlflowGateway(settings.mlflow_tracking_uri, service.authenticate, service.run_owner)
 

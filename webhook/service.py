@@ -32,11 +32,13 @@ MLFLOW_THREADS, AUTH_THREADS, LOCAL_THREADS = 16, 4, 8
 
 # Upkeep run beside the requests for as long as the service runs (`serve` adds the job reconciler).
 Background = Callable[["Service"], Coroutine[Any, Any, None]]
+# What `serve` started and keeps alive (Redis, MLflow, workers): name -> state, pid, restarts, last exit.
+Supervision = Callable[[], dict[str, dict[str, Any]]]
 
 
 class Service:
     def __init__(self, settings: Settings, expect_workers: bool = False, reconcile: bool = True,
-                 background: Sequence[Background] = ()) -> None:
+                 background: Sequence[Background] = (), supervision: Supervision | None = None) -> None:
         if not settings.redis_url or not settings.mlflow_tracking_uri:
             raise ValueError("the service needs a Redis URL and an MLflow tracking URI ('leadersboard serve' "
                              "starts both when none is configured)")
@@ -44,6 +46,7 @@ class Service:
         self.redis_url = settings.redis_url
         self.tracking_uri = settings.mlflow_tracking_uri
         self.expect_workers = expect_workers
+        self.supervision = supervision
         self.users = UserStore(settings.db_path)
         self.pushes = PushRegistry()
         self._background = [*background] + ([_reconcile_pushes] if reconcile else [])

@@ -18,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .ports import free_port
+from .ports import free_port, listening
 
 # A fresh database is migrated before the first /health answer: ~12 s measured, more on a busy CI machine.
 DEFAULT_START_TIMEOUT = 90.0
@@ -84,6 +84,8 @@ def start_mlflow(directory: Path, port: int | None = None, *, host: str = "127.0
     directory.mkdir(parents=True, exist_ok=True)
     artifacts = directory / "artifacts"
     artifacts.mkdir(exist_ok=True)
+    if port and listening(host, port):  # else /health could be answered by that server, not ours
+        raise MlflowStartError(f"port {port} is in use: another server listens there")
     port = port or free_port()
     command = [
         sys.executable, "-m", "mlflow", "server",

@@ -1,4 +1,4 @@
-"""A free TCP port on the loopback interface."""
+"""Ports on the loopback interface: a free one, and whether one is taken."""
 
 from __future__ import annotations
 
@@ -10,3 +10,12 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def listening(host: str, port: int) -> bool:
+    """Whether something accepts connections on host:port (a server left behind, say)."""
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import redis
 
-from .ports import free_port
+from .ports import free_port, listening
 
 
 class RedisStartError(Exception):
@@ -46,12 +46,15 @@ def start_redis(directory: Path, port: int | None = None, appendonly: bool = Tru
         raise RedisStartError("redis-server is not installed: 'apt-get install redis-server', or point "
                               "LEADERSBOARD_REDIS_URL at a running Redis.")
     directory.mkdir(parents=True, exist_ok=True)
+    if port and listening("127.0.0.1", port):  # else the ping below could be answered by that server
+        raise RedisStartError(f"port {port} is in use: another server listens there")
     port = port or free_port()
     password = password or secrets.token_urlsafe(24)
     config = "\n".join([
         "bind 127.0.0.1", f"port {port}", f"dir {directory}", f"requirepass {password}",
         f"appendonly {'yes' if appendonly else 'no'}", 'save ""', "daemonize no", "loglevel warning",
         f"logfile {directory / 'redis.log'}",
+        "set-proc-title no",  # a new title would overwrite its environment, which `serve` finds its processes by
     ])
     # The password goes in through stdin ('-' config file), never on a command line others can read.
     process = subprocess.Popen([binary, "-"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,

@@ -127,8 +127,9 @@ if __name__ == "__main__":
 class Platform:
     """An instance served by `leadersboard serve` with workers, tracking jobs in a real MLflow server."""
 
-    def __init__(self, instance: Instance, redis_url: str, mlflow_url: str, workers: int,
+    def __init__(self, instance: Instance, redis_url: str | None, mlflow_url: str | None, workers: int,
                  serve_args: tuple[str, ...] = (), wrapper: tuple[str, ...] = ()) -> None:
+        """`redis_url`, `mlflow_url`: None lets serve start (and supervise) its own."""
         self.instance = instance
         self.serve_args = serve_args  # more options for `leadersboard serve`
         self.wrapper = wrapper  # a command that runs `leadersboard serve` (unshare ..., say)
@@ -148,8 +149,11 @@ class Platform:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADERSBOARD_", "MLFLOW_"))}
-        env.update(LEADERSBOARD_HOME=str(self.instance.home), LEADERSBOARD_REDIS_URL=self.redis_url,
-                   MLFLOW_TRACKING_URI=self.mlflow_url, MLFLOW_DISABLE_TELEMETRY="true", PYTHONUNBUFFERED="1")
+        env.update(LEADERSBOARD_HOME=str(self.instance.home), MLFLOW_DISABLE_TELEMETRY="true", PYTHONUNBUFFERED="1")
+        if self.redis_url:
+            env["LEADERSBOARD_REDIS_URL"] = self.redis_url
+        if self.mlflow_url:
+            env["MLFLOW_TRACKING_URI"] = self.mlflow_url
         return env
 
     @property
@@ -275,12 +279,14 @@ def run_tags(platform: Platform, job: dict[str, Any]) -> tuple[Any, MlflowClient
     return runs[0], client
 
 
-def new_platform(base: Path, redis_url: str, mlflow_url: str, workers: int = 1,
+def new_platform(base: Path, redis_url: str | None, mlflow_url: str | None, workers: int = 1,
                  limits: dict[str, int] | None = None, runner: dict[str, int] | None = None, users: int = 1,
                  datasets: tuple[str, ...] = ("visa",)) -> Platform:
     """An instance made by the CLI, with users of unique names and quick upkeep, not yet started."""
     inst = create_instance(base, limits=limits, datasets=datasets, users=tuple(unique_user() for _ in range(users)))
     document = yaml.safe_load(inst.config_path.read_text())
-    document["runner"].update({"heartbeat_seconds": 1, "reconcile_seconds": 1, **(runner or {})})
+    # Quick upkeep, and a quick stop: a job still running at a test's end is handed back after 1 s.
+    document["runner"].update({"heartbeat_seconds": 1, "reconcile_seconds": 1, "stop_grace_seconds": 1,
+                               **(runner or {})})
     inst.config_path.write_text(yaml.safe_dump(document))
     return Platform(inst, redis_url, mlflow_url, workers)

@@ -28,6 +28,8 @@ async def healthz(service: ServiceDep) -> JSONResponse:
     }
     if state.redis:
         body.update(_sandboxes(state.sandboxes))
+    if service.supervision is not None:  # what `serve` keeps alive, and how often it had to start it again
+        body["supervised"] = service.supervision()
     healthy = state.redis and state.mlflow and (state.workers or not service.expect_workers)
     body["status"] = "ok" if healthy else "degraded"
     return JSONResponse(body, status_code=200 if healthy else 503)
