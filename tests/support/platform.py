@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +220,15 @@ class Platform:
             if job["status"] in wanted:
                 return job
             assert time.monotonic() < deadline, f"job stayed {job['status']}:\n{self.log()[-3000:]}"
+            time.sleep(0.3)
+
+    def healthz_until(self, done: Callable[[dict[str, Any]], bool], timeout: float = 30) -> dict[str, Any]:
+        """/healthz answers from the service's last check (every second): poll until `done` holds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            body: dict[str, Any] = httpx.get(f"{self.base_url}/healthz", timeout=10).json()
+            if done(body) or time.monotonic() > deadline:
+                return body
             time.sleep(0.3)
 
     def client(self, tmp: Path, user: str) -> GitClient:

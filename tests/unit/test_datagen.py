@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-import time
 import zlib
 from pathlib import Path
 
@@ -138,14 +137,11 @@ def test_categories_are_independent(tmp_path: Path) -> None:
     assert tree(tmp_path / "b" / "pcb1") != tree(tmp_path / "b" / "pcb2")
 
 
-def test_default_set_is_small_and_fast(tmp_path: Path) -> None:
-    started = time.perf_counter()
+def test_default_set_is_small(tmp_path: Path) -> None:
     generate_dataset(tmp_path)
-    elapsed = time.perf_counter() - started
     files = list(tmp_path.rglob("*.png"))
     assert len(files) == 40 + 10 + 10
     assert sum(p.stat().st_size for p in files) < 1_000_000
-    assert elapsed < 5, f"generation took {elapsed:.1f} s"  # ~0.5 s measured; generous for loaded CI machines
 
 
 def test_encode_png_round_trip(tmp_path: Path) -> None:

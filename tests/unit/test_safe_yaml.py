@@ -1,8 +1,7 @@
-"""YAML from participants: aliases, size, depth and value count bounded while reading, fast."""
+"""YAML from participants: aliases, size, depth and value count bounded while reading
+(how fast a hostile document is refused: benchmarks/hostile_input.py)."""
 
 from __future__ import annotations
-
-import time
 
 import pytest
 
@@ -21,13 +20,11 @@ BOMB = "\n".join([
     ("x: [" + ",".join(["1"] * 50_000) + "]", "more than 10,000 values", 0),
     ("x: '" + "y" * (300 * 1024) + "'", "larger than 256 KiB", None),
 ])
-def test_hostile_documents_are_refused_quickly(text: str, problem: str, line: int | None) -> None:
-    started = time.monotonic()
+def test_hostile_documents_are_refused(text: str, problem: str, line: int | None) -> None:
     with pytest.raises(UnsafeYaml) as refused:
         safe_yaml.load(text)
     assert refused.value.problem == problem
     assert (refused.value.problem_mark.line if refused.value.problem_mark else None) == line  # type: ignore[attr-defined]
-    assert time.monotonic() - started < 2
 
 
 def test_ordinary_documents_load() -> None:
