@@ -1,4 +1,4 @@
-"""Type-check LeadersBoard as it is installed, and its benchmarks: mypy (strict, as pyproject.toml configures it).
+"""Type-check LeadersBoard as it is installed, its benchmarks and its tests: mypy (strict, as pyproject.toml
 
 mypy finds a module by its folder, but the card's folders become `leadersboard.*` packages only
 through `[tool.setuptools.package-dir]` (runner/ is `leadersboard.runner`, site-generator/ is
@@ -57,11 +57,13 @@ def main() -> int:
     packages = package_dirs()
     lay_out(packages)
     status = 0
-    # The package, then the scripts that import it as installed (benchmarks/: their own top-level modules).
+    # The package, then what imports it as installed: the benchmarks (top-level scripts) and the tests
+    # (their helpers in tests/support, on pytest's `pythonpath`).
     for target, cwd, env in (
         (["-p", "leadersboard"], TREE, None),
         ([str(path) for path in sorted((ROOT / "benchmarks").glob("*.py"))], ROOT,
          {**os.environ, "MYPYPATH": str(TREE)}),
+        (["--explicit-package-bases", "tests"], ROOT, {**os.environ, "MYPYPATH": f"{TREE}:{ROOT / 'tests'}"}),
     ):
         result = subprocess.run(
             [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"),

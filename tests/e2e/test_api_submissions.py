@@ -487,7 +487,7 @@ def test_publish_refuses_when_the_tip_moved(instance: Instance, tmp_path: Path, 
             assert publish(instance.repo, prepared_and_checked(instance.repo, first, datasets, limits))
     with _upload_of("mine", tmp_path) as mine:
         prepared = prepared_and_checked(instance.repo, mine, datasets, limits)
-    assert prepared.submission is not None and prepared.quarantine is not None
+    assert prepared.submission is not None and prepared.quarantine is not None and prepared.commit_id
     assert not list((instance.repo / "objects").glob("*/" + prepared.commit_id[2:])), "written before it was admitted"
 
     # Meanwhile the branch moves, by git itself (as a push would move it).
