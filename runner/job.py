@@ -28,6 +28,7 @@ from leadersboard.settings import Settings
 
 from . import scratch as scratch_folder
 from .checkout import CheckoutError, checkout_folder
+from .failure_reason import read_failure
 from .livelog import LiveLog
 from .local_store import CopyLimits, CopyRefused
 from .processes import JOB_ENV
@@ -41,6 +42,7 @@ from .verified import prepare as prepare_verified
 log = logging.getLogger(__name__)
 
 STORE_FILE = "mlflow.db"  # the submission's local MLflow store, in its scratch folder
+LOG_TAIL_BYTES = 64 * 1024  # where the failure is looked for: a deep traceback fits
 
 
 class Executor(Protocol):
@@ -171,7 +173,7 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
         return JobStatus.FAILED, (f"out of memory: stopped for using more than the sandbox's {outcome.oom_limit}; "
                           "use less (smaller images or batches, fewer data loader workers)")
     if outcome.exit_code != 0:
-        return JobStatus.FAILED, f"{job.entrypoint} exited with code {outcome.exit_code}: {_last_line(livelog.path)}"
+        return JobStatus.FAILED, f"{job.entrypoint} exited with code {outcome.exit_code}: {_failure(livelog.path)}"
     if verified is not None:
         return await _score(w, job, verified, scratch / WORK_DIR, livelog)
     if c.METRIC_AUROC not in report.metrics:
@@ -358,15 +360,13 @@ async def _beat(w: WorkerContext, job_id: str) -> None:
         await asyncio.sleep(period)
 
 
-def _last_line(path: Path) -> str:
-    """The last line the submission printed (its error, usually), for the failure reason."""
+def _failure(path: Path) -> str:
+    """What the submission died of (its exception, with a hint for a known pitfall), for the failure reason."""
     try:
         with path.open("rb") as file:
             file.seek(0, 2)
-            file.seek(max(0, file.tell() - 8192))
-            lines = [line for line in file.read().decode(errors="replace").splitlines()
-                     if line.strip() and not line.startswith("[leadersboard]")]
+            file.seek(max(0, file.tell() - LOG_TAIL_BYTES))
+            tail = file.read().decode(errors="replace")
     except OSError:
         return "see the log"
-    return lines[-1][:500] if lines else "it printed nothing"
-
+    return str(read_failure(tail))
