@@ -26,6 +26,7 @@ from leadersboard.datasets import Dataset
 from leadersboard.jobs import Job, JobStatus, JobStore
 from leadersboard.settings import Settings
 
+from . import entry_launcher
 from . import scratch as scratch_folder
 from .checkout import CheckoutError, checkout_folder
 from .failure_reason import read_failure
@@ -154,7 +155,7 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
     sandbox = _sandbox(settings, job, scratch, view, w.gpu, verified)
     network = "none" if w.executor.isolates_network else "not isolated on this worker"
     await livelog.note(f"sandbox: {w.executor.confinement}")
-    await livelog.note(f"running {' '.join(sandbox.command[1:])} with the {w.executor.name} executor, "
+    await livelog.note(f"running {job.entrypoint} with the {w.executor.name} executor, "
                        f"time limit {settings.limits.job_timeout_seconds} s, network: {network}")
     outcome = await w.executor.run(sandbox, livelog.write)
     await livelog.note(f"finished in {outcome.runtime_seconds:.1f} s"
@@ -276,7 +277,7 @@ def _sandbox(settings: Settings, job: Job, scratch: Path, view: View, gpu: str |
         "LEADERSBOARD_BENCHMARK": job.benchmark,
         **(verified.environment(view.workdir) if verified is not None else {}),
     }
-    return Sandbox(scratch=scratch, command=[view.python, job.entrypoint], env=env,
+    return Sandbox(scratch=scratch, command=entry_launcher.command(view.python, job.entrypoint), env=env,
                    timeout_seconds=settings.limits.job_timeout_seconds, data_mounts=mounts, gpu=gpu)
 
 
