@@ -54,7 +54,9 @@ class ResourceClasses:
 
     @property
     def names(self) -> list[str]:
-        return list(self.classes)
+        """The class names, smallest first (the config file's order is lost when it is written sorted)."""
+        return sorted(self.classes, key=lambda n: (self.classes[n].gpus, self.classes[n].cpus,
+                                                   self.classes[n].time_limit_seconds, n))
 
     def problem(self, name: str | None) -> str | None:
         """Why `name` cannot be asked for on this instance (None: it can, or none was named)."""
@@ -69,7 +71,7 @@ class ResourceClasses:
         return name or self.default
 
     def to_config(self) -> dict[str, Any]:
-        return {"default": self.default, "classes": {name: rc.to_config() for name, rc in self.classes.items()}}
+        return {"default": self.default, "classes": {name: self.classes[name].to_config() for name in self.names}}
 
     @classmethod
     def from_config(cls, raw: object) -> ResourceClasses:
