@@ -2,7 +2,8 @@
 
 Checked every second with short timeouts, so that no request waits to learn that one of them is
 down: `/healthz` answers from the last check, and a push or an upload while Redis or MLflow is down
-is refused at once (503) instead of hanging or half-happening.
+is refused at once (503) instead of hanging or half-happening. A part is down after two missed
+answers in a row: one slow answer on a busy host does not refuse anyone.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from redis.asyncio import Redis
 from leadersboard.contract import HEALTH_CHECK_SUFFIX, sandbox_key
 
 CHECK_EVERY_SECONDS = 1.0
-CHECK_TIMEOUT_SECONDS = 0.5
+CHECK_TIMEOUT_SECONDS = 1.0
+DOWN_AFTER_MISSES = 2  # one slow answer on a busy host is not an outage; two checks in a row are
 RETRY_AFTER_SECONDS = 10  # what a refused push or upload is told
 
 
@@ -51,12 +53,24 @@ class Dependencies:
         self.queue_name = queue_name
         self.state = DependencyState()
         self._http = httpx.AsyncClient(timeout=CHECK_TIMEOUT_SECONDS)
+        self._missed: dict[str, int] = {}
 
     async def refresh(self) -> DependencyState:
-        redis_ok, mlflow_ok = await asyncio.gather(self._redis_ok(), self._mlflow_ok())
-        workers, sandboxes = await self._workers() if redis_ok else (False, {})
+        redis_answered, mlflow_answered = await asyncio.gather(self._redis_ok(), self._mlflow_ok())
+        redis_ok, mlflow_ok = self._judge("redis", redis_answered), self._judge("mlflow", mlflow_answered)
+        workers, sandboxes = await self._workers() if redis_answered else self._last_workers(redis_ok)
         self.state = DependencyState(redis_ok, mlflow_ok, workers, sandboxes, time.time())
         return self.state
+
+    def _judge(self, name: str, answered: bool) -> bool:
+        """Up when it answered this check, or answered the one before (down until a first answer)."""
+        missed = 0 if answered else self._missed.get(name, DOWN_AFTER_MISSES) + 1
+        self._missed[name] = missed
+        return missed < DOWN_AFTER_MISSES
+
+    def _last_workers(self, redis_ok: bool) -> tuple[bool, dict[str, Any]]:
+        """While Redis counts as up after one missed answer, the workers as last seen."""
+        return (self.state.workers, self.state.sandboxes) if redis_ok else (False, {})
 
     async def watch(self) -> None:
         """Refresh every second for as long as the service runs."""

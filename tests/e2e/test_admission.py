@@ -107,13 +107,13 @@ def test_resource_class_is_stored(shared: Server, tmp_path: Path) -> None:
     client = new_client(shared, tmp_path, "dave", "w")
     commit = client.commit("big one", submission_files(), folder="padim")
 
-    rc, out = client.push("HEAD:users/dave", "resource_class=gpu-large")
+    rc, out = client.push("HEAD:users/dave", "resource_class=large")
 
     assert rc == 0, out
     [m] = job_lines(out)
     [sub] = shared.instance.query("SELECT * FROM submissions WHERE commit_id = ?", commit)
     [job] = shared.instance.wait_rows(1, "SELECT * FROM jobs WHERE id = ?", m["job"])
-    assert sub["resource_class"] == "gpu-large" and job["resource_class"] == "gpu-large"
+    assert sub["resource_class"] == "large" and job["resource_class"] == "large"
 
 
 def test_malformed_push_option_is_refused(shared: Server, tmp_path: Path) -> None:
