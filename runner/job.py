@@ -27,6 +27,7 @@ from leadersboard.jobs import Job, JobStatus, JobStore
 from leadersboard.settings import Settings
 
 from . import scratch as scratch_folder
+from . import working_config
 from .checkout import CheckoutError, checkout_folder
 from .livelog import LiveLog
 from .local_store import CopyLimits, CopyRefused
@@ -147,6 +148,7 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
         await asyncio.to_thread(checkout_folder, settings.repo_path, job.commit, job.folder, work)
     except CheckoutError as exc:
         raise JobFailed(f"the submission could not be checked out: {exc}") from exc
+    await _working_config(w, job, work, livelog)
     view = w.executor.view(scratch, w.gpu)
     verified = await _verified_run(w, job, livelog) if job.scoring == "verified" else None
     sandbox = _sandbox(settings, job, scratch, view, w.gpu, verified)
@@ -181,6 +183,16 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
     if out_of_range:
         return JobStatus.FAILED, out_of_range
     return JobStatus.COMPLETED, ""
+
+
+async def _working_config(w: WorkerContext, job: Job, work: Path, livelog: LiveLog) -> None:
+    """The config as anomalib will read it, and the metrics the submission asks to be shown (a tag)."""
+    config = await asyncio.to_thread(working_config.prepare, work, job.config_file)
+    if config.removed:
+        await livelog.note(f"{job.config_file}: {' and '.join(config.removed)} are the platform's keys; the job's "
+                           "copy is without them, so anomalib's parser accepts it (your committed file is unchanged)")
+    if config.metrics:
+        await asyncio.to_thread(w.jobs.client.set_tag, job.run_id, c.TAG_SHOWN_METRICS, ",".join(config.metrics))
 
 
 def ranked_metric_problem(metrics: dict[str, float]) -> str | None:
