@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from leadersboard import contract as c
+from leadersboard import model_cache
 from leadersboard.dataset_layouts import LayoutError
 from leadersboard.datasets import Dataset
 from leadersboard.jobs import Job, JobStatus, JobStore
@@ -33,7 +34,17 @@ from .livelog import LiveLog
 from .local_store import CopyLimits, CopyRefused
 from .processes import JOB_ENV
 from .results import ArtifactScope, CopyReport, copy_local_runs
-from .sandbox import UNCONFINED, WORK_DIR, Confinement, Outcome, OutputSink, Sandbox, SandboxError, View
+from .sandbox import (
+    MODEL_CACHE_DIR,
+    UNCONFINED,
+    WORK_DIR,
+    Confinement,
+    Outcome,
+    OutputSink,
+    Sandbox,
+    SandboxError,
+    View,
+)
 from .sealed import SealError
 from .untrusted import PredictionsError
 from .verified import PREDICTIONS_FILE, TEST_MOUNT, TRAIN_MOUNT, VerifiedRun
@@ -264,6 +275,8 @@ def _sandbox(settings: Settings, job: Job, scratch: Path, view: View, gpu: str |
         raise JobFailed(f"the submission has {', '.join(clash)}, which hides the data set folder of that name; "
                         "rename it")
     inside = view.scratch  # the scratch folder as the submission sees it
+    cache = settings.current_model_cache()
+    cache = cache if cache is not None and cache.is_dir() else None
     env = {
         "PATH": f"{PurePosixPath(view.python).parent}:/usr/local/bin:/usr/bin:/bin",
         "HOME": str(inside / "home"),
@@ -282,12 +295,15 @@ def _sandbox(settings: Settings, job: Job, scratch: Path, view: View, gpu: str |
         "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
         "GIT_PYTHON_REFRESH": "quiet",  # mlflow looks for git, which a sandbox need not have
         "CUDA_VISIBLE_DEVICES": view.gpu,  # one GPU per worker; none when the worker has none
+        # Pretrained weights from the operator's cache, read-only; without one, loads fail fast (offline).
+        **(model_cache.environment(inside / MODEL_CACHE_DIR) if cache is not None else {}),
         JOB_ENV: job.id,
         "LEADERSBOARD_BENCHMARK": job.benchmark,
         **(verified.environment(view.workdir) if verified is not None else {}),
     }
     return Sandbox(scratch=scratch, command=[view.python, job.entrypoint], env=env,
-                   timeout_seconds=settings.limits.job_timeout_seconds, data_mounts=mounts, gpu=gpu)
+                   timeout_seconds=settings.limits.job_timeout_seconds, data_mounts=mounts, gpu=gpu,
+                   model_cache=cache)
 
 
 def _copy_results(w: WorkerContext, job: Job, scratch: Path, view: View, verified: bool) -> CopyReport:
