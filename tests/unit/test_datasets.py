@@ -16,7 +16,7 @@ PNG = encode_png(2, 2, 1, bytes(4))
 
 def test_visa_layout_without_its_split_folder_as_a_category(tmp_path: Path) -> None:
     generate_dataset(tmp_path, "visa", ("pcb1", "candle"), normal=5, anomalous=2, size=32)
-    (tmp_path / "split_csv").mkdir()
+    (tmp_path / "split_csv").mkdir(exist_ok=True)
     (tmp_path / "split_csv" / "1cls.csv").write_text("object,split,label,image,mask\n")
     (tmp_path / "README.txt").write_text("not a category")
     entry = register("visa", tmp_path)
@@ -53,6 +53,7 @@ def test_the_version_follows_the_content(tmp_path: Path) -> None:
 
 def test_a_seeded_split_of_the_normals_is_fixed_by_the_seed(tmp_path: Path) -> None:
     generate_dataset(tmp_path, "visa", ("pcb1",), normal=10, anomalous=3, size=32)
+    (tmp_path / "split_csv" / "1cls.csv").unlink()  # a VisA-like set without VisA's own split
     one = split(tmp_path, "visa", "pcb1", "v1")
     assert split(tmp_path, "visa", "pcb1", "v1") == one
     assert len(one.train) == 8 and len(one.test) == 5
@@ -65,7 +66,7 @@ def test_a_seeded_split_of_the_normals_is_fixed_by_the_seed(tmp_path: Path) -> N
 
 def test_visa_own_split_is_used_when_present(tmp_path: Path) -> None:
     generate_dataset(tmp_path, "visa", ("pcb1",), normal=3, anomalous=1, size=32)
-    (tmp_path / "split_csv").mkdir()
+    (tmp_path / "split_csv").mkdir(exist_ok=True)
     (tmp_path / "split_csv" / "1cls.csv").write_text(
         "object,split,label,image,mask\n"
         "pcb1,train,normal,pcb1/Data/Images/Normal/000.png,\n"
