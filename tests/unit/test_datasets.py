@@ -97,3 +97,19 @@ def test_entries_from_the_config() -> None:
     assert Dataset.from_config("visa", entry.to_config()) == entry
     with pytest.raises(DatasetError, match="unknown keys: colour"):
         Dataset.from_config("visa", {"path": "/d", "colour": "red"})
+
+
+def test_generated_sets_register_in_their_real_layouts(tmp_path: Path) -> None:
+    generate_dataset(tmp_path / "visa", "visa", ("pcb1", "candle"), normal=8, anomalous=2, size=32)
+    visa = register("visa", tmp_path / "visa")
+    assert (visa.layout, visa.categories) == ("visa", ("candle", "pcb1"))  # split_csv/ is not a category
+    own = split(tmp_path / "visa", "visa", "pcb1", "ignored")
+    assert "split_csv/1cls.csv" in own.how and len(own.train) == 6 and len(own.test) == 4
+    assert all(str(p).endswith(".JPG") for p in own.train)
+    assert all(t.mask is not None and t.mask.suffix == ".png" for t in own.test if t.anomalous)
+    generate_dataset(tmp_path / "mvtec", "mvtec", ("bottle",), normal=8, anomalous=6, size=32)
+    mvtec = register("mvtec", tmp_path / "mvtec", "auto")
+    assert (mvtec.layout, mvtec.categories) == ("mvtec", ("bottle",))
+    found = split(tmp_path / "mvtec", "mvtec", "bottle", "ignored")
+    assert {t.path.parent.name for t in found.test if t.anomalous} == {"burn", "residue", "scratch"}
+    assert all(t.mask is not None and t.mask.parent.name == t.path.parent.name for t in found.test if t.anomalous)
