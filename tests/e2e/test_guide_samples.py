@@ -37,7 +37,8 @@ def doc_samples(doc: Path) -> dict[str, str]:
 def platform(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer,
              mlflow_server: MlflowServer) -> Iterator[Platform]:
     base = tmp_path_factory.mktemp("guide")
-    made = new_platform(base, redis_server.url, mlflow_server.url, limits={"job_timeout_seconds": 900})
+    # A user per test: each pushes from a fresh clone to a branch of its own.
+    made = new_platform(base, redis_server.url, mlflow_server.url, limits={"job_timeout_seconds": 900}, users=4)
     data = generate_dataset(base / "visa-data", layout="visa", categories=("pcb1",), normal=24, anomalous=6)
     made.instance.cli("dataset", "add", "visa", str(data))
     made.start()
@@ -45,8 +46,15 @@ def platform(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer
     made.stop()
 
 
+USERS = {"verbatim": 0, "guide": 1, "verbatim-cpu": 2, "pretrained": 3}  # folder -> which user pushes it
+
+
+def user_of(platform: Platform, folder: str) -> str:
+    return list(platform.instance.tokens)[USERS[folder]]
+
+
 def push(platform: Platform, tmp_path: Path, folder: str, files: dict[str, str]) -> tuple[int, str, str]:
-    user = next(iter(platform.instance.tokens))
+    user = user_of(platform, folder)
     git = platform.client(tmp_path, user)
     git.commit(f"the guide's {folder}", files, folder)
     code, out = git.push(f"users/{user}")
@@ -77,7 +85,7 @@ def test_the_corrected_samples_from_the_docs_complete(platform: Platform, tmp_pa
     samples = doc_samples(ROOT / "docs" / "submitting.md")
     code, out, job_id = push(platform, tmp_path, "guide", samples)
     assert code == 0 and job_id, out
-    user = next(iter(platform.instance.tokens))
+    user = user_of(platform, "guide")
     job = platform.wait_status(job_id, user, timeout=900)
     log = platform.api("GET", f"/jobs/{job_id}/logs", user).text
     assert job["status"] == "completed", (job, log[-4000:])
@@ -95,7 +103,7 @@ def test_the_verbatim_guide_code_fails_and_the_job_ends(platform: Platform, tmp_
     files = {"main.py": (VERBATIM / "main.py.txt").read_text(), "config.yaml": config}
     code, out, job_id = push(platform, tmp_path, "verbatim-cpu", files)
     assert code == 0 and job_id, out
-    job = platform.wait_status(job_id, next(iter(platform.instance.tokens)), timeout=900)
+    job = platform.wait_status(job_id, user_of(platform, "verbatim-cpu"), timeout=900)
     assert job["status"] == "failed", job  # the reason (the exception's own line) is another test's
 
 
@@ -131,7 +139,7 @@ def test_pretrained_backbones_load_offline_from_the_model_cache(platform: Platfo
     assert config != samples["config.yaml"]
     code, out, job_id = push(platform, tmp_path, "pretrained", {**samples, "config.yaml": config})
     assert code == 0 and job_id, out
-    user = next(iter(platform.instance.tokens))
+    user = user_of(platform, "pretrained")
     job = platform.wait_status(job_id, user, timeout=900)
     log = platform.api("GET", f"/jobs/{job_id}/logs", user).text
     platform.instance.cli("weights", "remove")
