@@ -13,6 +13,8 @@ Every job sees it read-only, with TORCH_HOME and HF_HOME pointing into it and HF
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
@@ -50,7 +52,22 @@ def inspect(folder: Path) -> CacheContents:
             f"no weights found in {folder}: a model cache holds torch/hub/checkpoints/*.pth (TORCH_HOME) and/or "
             "huggingface/hub/models--OWNER--NAME/snapshots/... (HF_HOME), as ~/.cache does after a model was "
             "loaded once with a network")
+    hidden = _not_readable_by_all(folder)
+    if hidden is not None:  # jobs run as an unprivileged user of their own: they would not see it
+        raise ModelCacheError(f"{hidden} is not readable by every user, and jobs run as a user of their own: "
+                              f"run 'chmod -R a+rX {folder}'")
     return CacheContents(torch_files, hf_models)
+
+
+def _not_readable_by_all(folder: Path) -> Path | None:
+    """The first file or folder under `folder` that others may not read (or enter), or None."""
+    for root, dirs, files in os.walk(folder):
+        for name, needed in [*((d, stat.S_IROTH | stat.S_IXOTH) for d in dirs), *((f, stat.S_IROTH) for f in files)]:
+            path = Path(root) / name
+            mode = path.stat().st_mode  # links are followed, as a job's open() would
+            if mode & needed != needed:
+                return path
+    return None
 
 
 def environment(inside: PurePath | str) -> dict[str, str]:

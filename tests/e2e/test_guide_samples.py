@@ -123,6 +123,7 @@ revision = "0123456789abcdef0123456789abcdef01234567"
 model = timm.create_model("resnet18", pretrained=False)  # random weights: the test needs the files, not ImageNet
 save_file({k: v.contiguous() for k, v in model.state_dict().items()},
           str(repo / "snapshots" / revision / "model.safetensors"))
+(repo / "snapshots" / revision / "model.safetensors").chmod(0o644)  # save_file writes 0600; jobs are another user
 '''
 
 

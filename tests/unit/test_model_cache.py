@@ -47,6 +47,18 @@ def test_a_folder_without_weights_is_refused_with_the_layout(tmp_path: Path, lay
         inspect(folder)
 
 
+def test_a_cache_jobs_could_not_read_is_refused(tmp_path: Path) -> None:
+    cache = make_cache(tmp_path / "cache")
+    weights = cache / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    weights.chmod(0o600)  # as safetensors' save_file leaves a file
+    with pytest.raises(ModelCacheError, match=r"resnet18-f37072fd\.pth is not readable by every user.*chmod -R a\+rX"):
+        inspect(cache)
+    weights.chmod(0o644)
+    (cache / HF_MODEL).chmod(0o700)
+    with pytest.raises(ModelCacheError, match=r"models--timm--resnet18\.a1_in1k is not readable"):
+        inspect(cache)
+
+
 def test_jobs_are_pointed_at_the_cache_offline() -> None:
     assert environment("/job/models") == {"TORCH_HOME": "/job/models/torch", "HF_HOME": "/job/models/huggingface",
                                           "HF_HUB_OFFLINE": "1"}
