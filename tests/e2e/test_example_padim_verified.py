@@ -38,7 +38,9 @@ pytestmark = [pytest.mark.anomalib, pytest.mark.slow]
 
 
 def add_invisible_defects(category: Path, count: int) -> None:
-    """Move `count` normal training images into test/defect, with empty masks."""
+    """Move `count` normal training images into test/defect (a defect type of its own), with empty masks."""
+    (category / "test" / "defect").mkdir(exist_ok=True)
+    (category / "ground_truth" / "defect").mkdir(exist_ok=True)
     for index, image in enumerate(sorted((category / "train" / "good").iterdir())[:count]):
         image.rename(category / "test" / "defect" / f"invisible_{index:03d}.png")
         write_mask(category / "ground_truth" / "defect" / f"invisible_{index:03d}_mask.png",
