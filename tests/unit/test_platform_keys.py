@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -18,7 +19,10 @@ from leadersboard.local.redis_server import RedisServer
 from leadersboard.rules import SubmissionSpec, check_folder
 from leadersboard.runner.working_config import prepare
 from leadersboard.settings import Limits
-from leadersboard.site_generator.entries import entry_from_run
+from leadersboard.site_generator.entries import Entry, entry_from_run
+from leadersboard.site_generator.exports import leaderboard_json
+from leadersboard.site_generator.ranking import boards, user_pages
+from leadersboard.site_generator.render import environment, render_pages
 from leadersboard.webhook.intake.gpus import gpu_problems
 
 from support.instances import GOOD_MAIN
@@ -116,3 +120,18 @@ def test_the_leaderboard_entry_carries_the_metrics_asked_for() -> None:
               RunData([Metric(k, v, 0, 0) for k, v in metrics.items()], [], [RunTag(k, v) for k, v in tags.items()]))
     found = entry_from_run(run, record)
     assert found is not None and found.shown == {"pixel_auroc": 0.95}  # auroc has its column; aupro was not logged
+
+
+def test_the_pages_show_the_asked_metrics_escaped(tmp_path: Path) -> None:
+    shown = {"pixel_auroc": 0.95, "<b>aupro</b>": 0.5}
+    entry = Entry(run_id="r1", job_id="j1", benchmark="visa/pcb1", user="alice", folder="padim", submission_id="s1",
+                  commit="c" * 40, method="", submitted_at=1.0, end_time_ms=2000, auroc=0.9, f1_score=0.8,
+                  runtime_seconds=1.0, shown=shown)
+    all_boards = boards([entry])
+    render_pages(environment(), all_boards, user_pages(all_boards), datetime(2026, 1, 1, tzinfo=UTC), tmp_path)
+    for page in (tmp_path / "index.html", *(tmp_path / "benchmark").iterdir(), *(tmp_path / "user").iterdir()):
+        html = page.read_text()
+        assert '<span class="shown-metric" data-metric="pixel_auroc">pixel_auroc 0.9500</span>' in html, page
+        assert "&lt;b&gt;aupro&lt;/b&gt; 0.5000" in html and "<b>aupro" not in html
+    document = json.loads(leaderboard_json(all_boards, datetime(2026, 1, 1, tzinfo=UTC)))
+    assert document["benchmarks"][0]["ranking"][0]["metrics"] == shown
