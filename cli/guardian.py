@@ -15,13 +15,15 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .instance_lock import read_record
-from .leftovers import MARK_ENV, end_leftovers
+from .leftovers import MARK_ENV, end_leftovers, marked_processes
 
 STOP_WAIT_SECONDS = 10
+SETTLE_SECONDS = 1.0
 
 
 @dataclass
@@ -59,6 +61,7 @@ def start_guardian(mark: str, run_dir: Path) -> Guardian:
 def main() -> None:
     mark, run_dir, serve_pid = os.environ[MARK_ENV], Path(sys.argv[1]), int(sys.argv[2])
     sys.stdin.buffer.read()  # returns when serve's end of the pipe closes
+    _let_exiting_processes_go(mark, serve_pid)
     record = read_record(run_dir)
     groups = record.get("groups", {}) if record.get("mark") == mark else {}  # not a newer serve's record
     killed = end_leftovers(mark, groups, spare=(serve_pid,))  # serve itself may be exiting cleanly right now
@@ -66,6 +69,14 @@ def main() -> None:
         with contextlib.suppress(OSError):  # serve's output may be gone with it
             print(f"guardian: serve (pid {serve_pid}) is gone; killed {killed} of its process groups and processes",
                   file=sys.stderr, flush=True)
+
+
+def _let_exiting_processes_go(mark: str, serve_pid: int) -> None:
+    """A moment for what ends with serve by itself (multiprocessing's forkserver leaves when serve's
+    end of its socket closes), so that only what would really outlive serve is killed and reported."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while marked_processes(mark, spare=(serve_pid,)) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 if __name__ == "__main__":

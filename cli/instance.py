@@ -49,17 +49,23 @@ def init(settings: Settings) -> list[str]:
         created.append(str(settings.config_path))
     if not settings.db_path.exists():
         created.append(str(settings.db_path))
+    if not (settings.repo_path / "HEAD").exists():
+        _git("init", "--bare", "--quiet", "--initial-branch=main", str(settings.repo_path))
+        created.append(str(settings.repo_path))
+    upgrade(settings)
+    return created
+
+
+def upgrade(settings: Settings) -> None:
+    """Bring an existing instance up to this version (`init` and every `serve` start): the database's
+    tables, the repository's settings and hooks. Idempotent."""
     db.create_schema(settings.db_path)
     repo = settings.repo_path
-    if not (repo / "HEAD").exists():
-        _git("init", "--bare", "--quiet", "--initial-branch=main", str(repo))
-        created.append(str(repo))
     for key, value in REPO_CONFIG.items():
         _git("config", "--file", str(repo / "config"), key, value)
     _git("config", "--file", str(repo / "config"), "receive.maxInputSize", str(settings.limits.max_submission_bytes))
     install_hooks(repo)
     settings.run_dir.mkdir(exist_ok=True)
-    return created
 
 
 def free_sandbox_id(start: int, taken: Callable[[int], bool] | None = None) -> int:

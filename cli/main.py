@@ -20,6 +20,7 @@ def main() -> None:
     for name, value in QUIET_MLFLOW.items():  # for us and every process we start
         os.environ.setdefault(name, value)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request: MLflow is checked every second
 
 
 for command in (*admin.COMMANDS, *platform.COMMANDS):

@@ -23,7 +23,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
 
-from leadersboard import db
 from leadersboard.local.mlflow_server import start_mlflow
 from leadersboard.local.ports import free_port
 from leadersboard.local.redis_server import start_redis
@@ -33,6 +32,7 @@ from leadersboard.webhook.app import create_app
 from leadersboard.webhook.service import MLFLOW_CLIENT_ENV, Service
 
 from .guardian import start_guardian
+from .instance import upgrade
 from .instance_lock import InstanceBusy, InstanceLock
 from .leftovers import MARK_ENV, end_leftovers, new_mark
 from .supervisor import Supervisor
@@ -115,7 +115,7 @@ def serve(settings: Settings, workers: int = 1) -> None:
     try:
         if lock.left_by and lock.left_by.get("mark"):
             _clean_after(lock.left_by)
-        db.create_schema(settings.db_path)  # an instance made by an older version gains what it lacks
+        upgrade(settings)  # an instance made by an older version gains what it lacks (tables, git settings)
         mark = new_mark()
         os.environ[MARK_ENV] = mark  # inherited by every process serve starts, and by theirs (leftovers.py)
         lock.hold(mark)

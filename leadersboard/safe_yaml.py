@@ -32,6 +32,13 @@ class _BoundedLoader(yaml.SafeLoader):
         self._depth = 0
         self._nodes = 0
 
+    def fetch_flow_collection_start(self, token_class: type[yaml.Token]) -> None:
+        # Checked while scanning too: PyYAML's scanner reads all of "[[[[..." ahead of the composer
+        # (each "[" may start a simple key), in time that grows with the square of the depth.
+        if self.flow_level >= MAX_DEPTH:
+            raise UnsafeYaml(f"nested more than {MAX_DEPTH} levels deep", self.get_mark())
+        super().fetch_flow_collection_start(token_class)
+
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         event = cast(yaml.Event, self.peek_event())  # type: ignore[no-untyped-call]
         if isinstance(event, yaml.AliasEvent):

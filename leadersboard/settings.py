@@ -16,6 +16,7 @@ import yaml
 
 from . import safe_yaml
 from .datasets import Dataset, DatasetError
+from .resource_classes import ResourceClassError, ResourceClasses
 
 CONFIG_FILE = "leadersboard.yaml"
 REPO_DIR = "submissions.git"
@@ -87,7 +88,7 @@ class ServerSection:
     public_url: str = ""
 
 
-SECTIONS = ("limits", "runner", "datasets", "server", "access")
+SECTIONS = ("limits", "runner", "datasets", "server", "access", "resource_classes")
 # Keys of older config files, still read: (section, old key) -> (section, key).
 RENAMED = {
     ("runner", "docker_memory"): ("limits", "job_memory"),
@@ -109,6 +110,7 @@ class Settings:
     runner: RunnerSettings = field(default_factory=RunnerSettings)
     access: AccessSettings = field(default_factory=AccessSettings)
     datasets: dict[str, Dataset] = field(default_factory=dict)
+    resource_classes: ResourceClasses = field(default_factory=ResourceClasses)
     redis_url: str | None = None
     mlflow_tracking_uri: str | None = None
     api_host: str = "127.0.0.1"
@@ -222,6 +224,10 @@ class Settings:
         access = AccessSettings(**_section(raw, "access", AccessSettings))
         _check_access(access)
         datasets = _datasets(raw.get("datasets"))
+        try:
+            resource_classes = ResourceClasses.from_config(raw.get("resource_classes"))
+        except ResourceClassError as exc:
+            raise SettingsError(f"{path}: {exc}") from exc
         server = ServerSection(**_section(raw, "server", ServerSection))
         settings = cls(
             home=root,
@@ -229,6 +235,7 @@ class Settings:
             runner=runner,
             access=access,
             datasets=datasets,
+            resource_classes=resource_classes,
             redis_url=server.redis_url or None,
             mlflow_tracking_uri=server.mlflow_tracking_uri or None,
             api_host=server.api_host,
@@ -345,6 +352,7 @@ def config_document(settings: Settings) -> dict[str, Any]:
         "runner": {name: getattr(runner, name) for name in runner.__dataclass_fields__},
         "access": {name: getattr(access, name) for name in access.__dataclass_fields__},
         "datasets": {name: dataset.to_config() for name, dataset in sorted(settings.datasets.items())},
+        "resource_classes": settings.resource_classes.to_config(),
         "server": {
             "api_host": settings.api_host,
             "api_port": settings.api_port,

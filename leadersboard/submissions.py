@@ -87,6 +87,17 @@ class SubmissionStore:
             row = conn.execute("SELECT COUNT(*) AS n FROM jobs WHERE submission_id = ?", (sub_id,)).fetchone()
         return int(row["n"])
 
+    def latest_job_id(self, sub_id: str) -> str | None:
+        """The id of the submission's newest job: the last one made, else the one it was admitted with and
+        that is being made (None: it has none, e.g. pushed with run=false)."""
+        with db.connect(self.db_path) as conn:
+            # rowid: the order the jobs were made in (created_at is the submission's, the same for every attempt)
+            row = conn.execute("SELECT id FROM jobs WHERE submission_id = ? ORDER BY rowid DESC LIMIT 1",
+                               (sub_id,)).fetchone()
+            if row is None:
+                row = conn.execute("SELECT job_id AS id FROM submissions WHERE id = ?", (sub_id,)).fetchone()
+        return row["id"] if row and row["id"] else None
+
     def not_handed_over(self, before: float) -> list[Submission]:
         """Submissions recorded before `before` whose job was never created or queued (the reconciler's list)."""
         with db.connect(self.db_path) as conn:

@@ -27,9 +27,10 @@ from leadersboard.datasets import Dataset
 from leadersboard.jobs import Job, JobStatus, JobStore
 from leadersboard.settings import Settings
 
+from . import entry_launcher, working_config
 from . import scratch as scratch_folder
-from . import working_config
 from .checkout import CheckoutError, checkout_folder
+from .failure_reason import read_failure
 from .livelog import LiveLog
 from .local_store import CopyLimits, CopyRefused
 from .processes import JOB_ENV
@@ -53,6 +54,7 @@ from .verified import prepare as prepare_verified
 log = logging.getLogger(__name__)
 
 STORE_FILE = "mlflow.db"  # the submission's local MLflow store, in its scratch folder
+LOG_TAIL_BYTES = 64 * 1024  # where the failure is looked for: a deep traceback fits
 
 
 class Executor(Protocol):
@@ -165,7 +167,7 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
     sandbox = _sandbox(settings, job, scratch, view, w.gpu, verified)
     network = "none" if w.executor.isolates_network else "not isolated on this worker"
     await livelog.note(f"sandbox: {w.executor.confinement}")
-    await livelog.note(f"running {' '.join(sandbox.command[1:])} with the {w.executor.name} executor, "
+    await livelog.note(f"running {job.entrypoint} with the {w.executor.name} executor, "
                        f"time limit {settings.limits.job_timeout_seconds} s, network: {network}")
     outcome = await w.executor.run(sandbox, livelog.write)
     await livelog.note(f"finished in {outcome.runtime_seconds:.1f} s"
@@ -184,7 +186,7 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
         return JobStatus.FAILED, (f"out of memory: stopped for using more than the sandbox's {outcome.oom_limit}; "
                           "use less (smaller images or batches, fewer data loader workers)")
     if outcome.exit_code != 0:
-        return JobStatus.FAILED, f"{job.entrypoint} exited with code {outcome.exit_code}: {_last_line(livelog.path)}"
+        return JobStatus.FAILED, f"{job.entrypoint} exited with code {outcome.exit_code}: {_failure(livelog.path)}"
     if verified is not None:
         return await _score(w, job, verified, scratch / WORK_DIR, livelog)
     if c.METRIC_AUROC not in report.metrics:
@@ -301,7 +303,7 @@ def _sandbox(settings: Settings, job: Job, scratch: Path, view: View, gpu: str |
         "LEADERSBOARD_BENCHMARK": job.benchmark,
         **(verified.environment(view.workdir) if verified is not None else {}),
     }
-    return Sandbox(scratch=scratch, command=[view.python, job.entrypoint], env=env,
+    return Sandbox(scratch=scratch, command=entry_launcher.command(view.python, job.entrypoint), env=env,
                    timeout_seconds=settings.limits.job_timeout_seconds, data_mounts=mounts, gpu=gpu,
                    model_cache=cache)
 
@@ -386,15 +388,13 @@ async def _beat(w: WorkerContext, job_id: str) -> None:
         await asyncio.sleep(period)
 
 
-def _last_line(path: Path) -> str:
-    """The last line the submission printed (its error, usually), for the failure reason."""
+def _failure(path: Path) -> str:
+    """What the submission died of (its exception, with a hint for a known pitfall), for the failure reason."""
     try:
         with path.open("rb") as file:
             file.seek(0, 2)
-            file.seek(max(0, file.tell() - 8192))
-            lines = [line for line in file.read().decode(errors="replace").splitlines()
-                     if line.strip() and not line.startswith("[leadersboard]")]
+            file.seek(max(0, file.tell() - LOG_TAIL_BYTES))
+            tail = file.read().decode(errors="replace")
     except OSError:
         return "see the log"
-    return lines[-1][:500] if lines else "it printed nothing"
-
+    return str(read_failure(tail))

@@ -1,4 +1,4 @@
-"""Type-check LeadersBoard as it is installed: mypy (strict, as pyproject.toml configures it).
+"""Type-check LeadersBoard as it is installed, its benchmarks and its tests: mypy (strict, as pyproject.toml
 
 mypy finds a module by its folder, but the card's folders become `leadersboard.*` packages only
 through `[tool.setuptools.package-dir]` (runner/ is `leadersboard.runner`, site-generator/ is
@@ -56,13 +56,23 @@ def to_checkout(line: str, packages: dict[str, Path]) -> str:
 def main() -> int:
     packages = package_dirs()
     lay_out(packages)
-    result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"),
-         "--cache-dir", str(ROOT / ".mypy_cache"), "--exclude", NOT_OURS, "-p", "leadersboard"],
-        cwd=TREE, capture_output=True, text=True, check=False)
-    for line in (result.stdout + result.stderr).splitlines():
-        print(to_checkout(line, packages))
-    return result.returncode
+    status = 0
+    # The package, then what imports it as installed: the benchmarks (top-level scripts) and the tests
+    # (their helpers in tests/support, on pytest's `pythonpath`).
+    for target, cwd, env in (
+        (["-p", "leadersboard"], TREE, None),
+        ([str(path) for path in sorted((ROOT / "benchmarks").glob("*.py"))], ROOT,
+         {**os.environ, "MYPYPATH": str(TREE)}),
+        (["--explicit-package-bases", "tests"], ROOT, {**os.environ, "MYPYPATH": f"{TREE}:{ROOT / 'tests'}"}),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"),
+             "--cache-dir", str(ROOT / ".mypy_cache"), "--exclude", NOT_OURS, *target],
+            cwd=cwd, env=env, capture_output=True, text=True, check=False)
+        for line in (result.stdout + result.stderr).splitlines():
+            print(to_checkout(line, packages))
+        status = status or result.returncode
+    return status
 
 
 if __name__ == "__main__":

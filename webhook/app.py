@@ -10,12 +10,13 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from leadersboard import __version__
 from leadersboard.settings import Settings
 
 from .errors import install_error_handlers
-from .git_http import GitHttpApp, Receive, Scope, Send
+from .git_http import GitHttpApp
 from .mlflow_gateway import MlflowGateway
 from .routes import health, hooks, jobs, submissions
 from .service import Background, Service, Supervision
@@ -63,7 +64,7 @@ def create_app(settings: Settings, expect_workers: bool = False, reconcile: bool
         elif scope["type"] == "http" and scope["path"].startswith("/git/"):
             await git(scope, receive, send)
         else:
-            await api(scope, receive, send)  # type: ignore[arg-type]  # ASGI's scope is a dict either way
+            await api(scope, receive, send)
 
     return app
 

@@ -18,7 +18,8 @@ import os
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+
+from starlette.types import Receive, Scope, Send
 
 from leadersboard.names import user_branch
 from leadersboard.settings import REPO_DIR
@@ -28,9 +29,6 @@ from .auth import BASIC_CHALLENGE, basic_credentials
 
 log = logging.getLogger(__name__)
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 SMART_PATHS = {
     f"/{REPO_DIR}/info/refs": "GET",

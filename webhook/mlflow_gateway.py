@@ -13,14 +13,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import httpx
+from starlette.types import Message, Receive, Scope, Send
 
 from leadersboard.users import Caller
 
 from .auth import basic_credentials
-from .git_http import Receive, Scope, Send
 from .mlflow_access import AccessCheck, Checked, is_plain_path
 from .mlflow_landing import HEADERS as LANDING_HEADERS
 from .mlflow_landing import PAGE as LANDING_PAGE
@@ -64,7 +63,7 @@ class MlflowGateway:
             return
         started = False
 
-        async def tracked(message: dict[str, Any]) -> None:
+        async def tracked(message: Message) -> None:
             nonlocal started
             started = started or message["type"] == "http.response.start"
             await send(message)

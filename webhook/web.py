@@ -16,12 +16,12 @@ from typing import Any
 import jinja2
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from starlette.types import Receive, Scope, Send
 
 from leadersboard.rules import DEFAULT_CONFIG, DEFAULT_ENTRYPOINT
 from leadersboard.templates import WEB_DIR
 
 from .errors import install_error_handlers
-from .git_http import Receive, Scope, Send
 from .routes import jobs, submissions
 from .service import Service
 from .web_text import LANGUAGES, TEXT, pick_language

@@ -4,6 +4,7 @@ theirs, cancel, the two-step POST /jobs, and refusals that leave nothing behind.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import redis
 
@@ -166,3 +167,53 @@ def test_a_rerun_counts_against_the_hourly_limit(make_api: Callable[..., Api], r
     assert api.request("POST", f"/jobs/{rerun.json()['job_id']}/cancel", user).status_code == 200
     refused = api.request("POST", "/jobs", user, json={"submission_id": first["submission_id"]})
     assert refused.status_code == 429 and refused.json()["detail"].startswith("[rate-limit] 2 per hour")
+
+
+def test_the_guides_two_calls_make_one_job_and_spend_one_slot(api: Api, redis_client: redis.Redis) -> None:
+    user = next(iter(api.tokens))
+    submitted = api.upload(user).json()
+    # The guide's second call, its body as the guide writes it: the job the upload made, nothing more.
+    guide_body = '{"submission_id":"SUB","config":{"resource_class":"medium"}}'
+    answer = api.request("POST", "/jobs", user, content=guide_body.replace("SUB", submitted["submission_id"]),
+                         headers={"Content-Type": "application/json"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"job_id": submitted["job_id"], "status": "pending", "resource_class": "medium"}
+    assert [job["job_id"] for job in api.request("GET", "/jobs", user).json()] == [submitted["job_id"]]
+    assert redis_client.zrange(active_key(user), 0, -1) == [submitted["job_id"].encode()]
+    assert redis_client.zcard(hourly_key(user)) == 1
+
+
+def test_concurrent_reruns_make_one_job(api: Api, redis_client: redis.Redis) -> None:
+    user = next(iter(api.tokens))
+    first = api.upload(user).json()
+    assert api.request("POST", f"/jobs/{first['job_id']}/cancel", user).status_code == 200
+    body = {"submission_id": first["submission_id"]}
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: api.request("POST", "/jobs", user, json=body), range(4)))
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 202]
+    assert len({a.json()["job_id"] for a in answers}) == 1
+    rerun = answers[0].json()["job_id"]
+    assert rerun != first["job_id"]
+    assert sorted(job["job_id"] for job in api.request("GET", "/jobs", user).json()) == sorted([rerun, first["job_id"]])
+    assert redis_client.zrange(active_key(user), 0, -1) == [rerun.encode()]
+    assert redis_client.zcard(hourly_key(user)) == 2  # the upload's and the re-run's
+
+
+def test_an_unknown_resource_class_is_refused_and_changes_nothing(api: Api, redis_client: redis.Redis) -> None:
+    user = next(iter(api.tokens))
+    listed = "this instance offers small, medium, large (default medium)"
+    upload = api.upload(user, resource_class="xlarge")
+    assert upload.status_code == 400 and listed in upload.json()["detail"]
+    assert api.refs() == {} and not redis_client.exists(hourly_key(user), active_key(user))
+
+    recorded = api.upload(user, run="false").json()
+    refused = api.request("POST", "/jobs", user, json={"submission_id": recorded["submission_id"],
+                                                       "config": {"resource_class": "gpu-huge"}})
+    assert refused.status_code == 400 and listed in refused.json()["detail"]
+    assert api.request("GET", "/jobs", user).json() == [] and not redis_client.exists(active_key(user))
+
+    small = api.request("POST", "/jobs", user, json={"submission_id": recorded["submission_id"],
+                                                     "config": {"resource_class": "small"}})
+    assert small.status_code == 202 and small.json()["resource_class"] == "small"
+    status = api.request("GET", f"/jobs/{small.json()['job_id']}/status", user).json()
+    assert status["status"] == "pending"

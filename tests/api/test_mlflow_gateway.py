@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2  # what the test client answers with
 import pytest
 from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
@@ -58,11 +59,11 @@ class World:
         pair = f"{user}:{self.tokens[user]}".encode()
         return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
 
-    def request(self, user: str | None, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def request(self, user: str | None, method: str, path: str, **kwargs: Any) -> httpx2.Response:
         headers = {**(self.auth(user) if user else {}), **kwargs.pop("headers", {})}
         return self.gateway.request(method, path, headers=headers, **kwargs)
 
-    def get(self, user: str | None, path: str, **kwargs: Any) -> httpx.Response:
+    def get(self, user: str | None, path: str, **kwargs: Any) -> httpx2.Response:
         return self.request(user, "GET", path, **kwargs)
 
     def stored(self, run: str, path: str = "") -> str:
@@ -139,7 +140,7 @@ def _indexed_runs(api: Api) -> list[tuple[str, str]]:
         conn.close()
 
 
-def refused(answer: httpx.Response, status: int, detail: str) -> bool:
+def refused(answer: httpx.Response | httpx2.Response, status: int, detail: str) -> bool:
     return answer.status_code == status and answer.json() == {"detail": detail}
 
 

@@ -77,11 +77,11 @@ def git_show(inst: Instance, spec: str) -> str:
 # ------------------------------------------------------------------------------------ happy path
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer,
              mlflow_server: MlflowServer) -> Iterator[Platform]:
-    """`leadersboard serve` with one worker, jobs tracked in the session's MLflow server."""
-    inst = create_instance(tmp_path_factory.mktemp("api"), users=(unique_user(),))
+    """`leadersboard serve` with one worker, jobs tracked in the session's MLflow server; one user per test."""
+    inst = create_instance(tmp_path_factory.mktemp("api"), users=(unique_user(), unique_user()))
     document = yaml.safe_load(inst.config_path.read_text())
     document["runner"].update({"heartbeat_seconds": 1, "reconcile_seconds": 1})
     inst.config_path.write_text(yaml.safe_dump(document))
@@ -146,6 +146,81 @@ def test_upload_is_committed_and_its_job_completes(platform: Platform, tmp_path:
     code, out = clone.push(f"HEAD:users/{user}", "run=false")
     assert code == 0, out
     assert any("pushed" in line for line in remote_lines(out)), out
+
+
+# The guide's entry points: train() alone is called once; a main block runs alone; an exception is the reason.
+TRAIN_ONLY_MAIN = '''import mlflow
+
+calls = []
+
+
+def train():
+    calls.append(1)
+    print(f"train called {len(calls)} time(s)")
+    with mlflow.start_run():
+        mlflow.log_metric("auroc", 0.77)
+        mlflow.log_metric("f1_score", 0.66)
+'''
+MAIN_BLOCK_MAIN = TRAIN_ONLY_MAIN.replace("def train", "def main").replace("train called", "main called") + '''
+
+if __name__ == "__main__":
+    main()
+'''
+TUPLE_MAIN = '''def main():
+    engine = ("engine", "model", "datamodule")  # what Engine.from_config really returns
+    engine.train()
+    print("Given value: {...}")
+'''
+GUIDE_JOB_BODY = '{"submission_id":"SUBMISSION","config":{"resource_class":"medium"}}'
+
+
+def test_the_guides_api_calls_and_entry_points(platform: Platform, tmp_path: Path,
+                                                redis_client: redis.Redis) -> None:
+    user, token = list(platform.instance.tokens.items())[1]
+    auth = {"Authorization": f"Bearer {token}"}
+    # The guide's curl sequence, verbatim: POST /submissions, then POST /jobs with its JSON body.
+    created = upload(platform.base_url, token, {"main.py": TRAIN_ONLY_MAIN, "config.yaml": GOOD_CONFIG},
+                     entrypoint="main.py", config_file="config.yaml",
+                     metadata='{"method":"padim","description":"My model"}')
+    assert created.status_code == 201, created.text
+    body = GUIDE_JOB_BODY.replace("SUBMISSION", created.json()["submission_id"])
+    second = httpx.post(f"{platform.base_url}/jobs", content=body, timeout=30,
+                        headers={**auth, "Content-Type": "application/json"})
+    assert second.status_code == 200, second.text
+    job_id = created.json()["job_id"]
+    assert second.json()["job_id"] == job_id and second.json()["status"] in ("pending", "running")
+    assert [j["job_id"] for j in platform.api("GET", "/jobs", user).json()] == [job_id]
+    assert redis_client.zcard(hourly_key(user)) == 1
+
+    job = platform.wait_status(job_id, user)
+    log = platform.api("GET", f"/jobs/{job_id}/logs", user).text
+    assert job["status"] == "completed", (job, log)
+    assert job["metrics"]["auroc"] == pytest.approx(0.77)
+    assert log.count("train called") == 1 and "train called 1 time(s)" in log
+    assert "the platform calls its train()" in log
+
+    block = upload(platform.base_url, token, {"main.py": MAIN_BLOCK_MAIN, "config.yaml": GOOD_CONFIG}, folder="block")
+    block_job = platform.wait_status(block.json()["job_id"], user)
+    log = platform.api("GET", f"/jobs/{block_job['job_id']}/logs", user).text
+    assert block_job["status"] == "completed", (block_job, log)
+    assert log.count("main called") == 1 and "runs as a script" in log
+
+    failing = upload(platform.base_url, token, {"main.py": TUPLE_MAIN, "config.yaml": GOOD_CONFIG}, folder="tuple")
+    failed = platform.wait_status(failing.json()["job_id"], user)
+    assert failed["status"] == "failed"
+    assert failed["error"].startswith("main.py exited with code 1: AttributeError: 'tuple' object has no "
+                                      "attribute 'train' (hint: Engine.from_config returns a tuple")
+
+    # An unknown resource class: refused by the API and at push, changing nothing.
+    listed = "this instance offers small, medium, large (default medium)"
+    unknown = platform.api("POST", "/jobs", user, json={"submission_id": created.json()["submission_id"],
+                                                         "config": {"resource_class": "huge"}})
+    assert unknown.status_code == 400 and listed in unknown.json()["detail"]
+    git = platform.client(tmp_path, user)
+    git.commit("pushed", {"main.py": GOOD_MAIN, "config.yaml": GOOD_CONFIG}, "pushed")
+    code, out = git.push(f"HEAD:users/{user}/topic", "resource_class=huge")
+    assert code != 0 and any("[push-option]" in line and listed in line for line in remote_lines(out)), out
+    assert len(platform.api("GET", "/jobs", user).json()) == 3 and redis_client.zcard(active_key(user)) == 0
 
 
 # ---------------------------------------------------------------------------------------- errors
@@ -487,7 +562,7 @@ def test_publish_refuses_when_the_tip_moved(instance: Instance, tmp_path: Path, 
             assert publish(instance.repo, prepared_and_checked(instance.repo, first, datasets, limits))
     with _upload_of("mine", tmp_path) as mine:
         prepared = prepared_and_checked(instance.repo, mine, datasets, limits)
-    assert prepared.submission is not None and prepared.quarantine is not None
+    assert prepared.submission is not None and prepared.quarantine is not None and prepared.commit_id
     assert not list((instance.repo / "objects").glob("*/" + prepared.commit_id[2:])), "written before it was admitted"
 
     # Meanwhile the branch moves, by git itself (as a push would move it).

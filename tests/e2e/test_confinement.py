@@ -87,6 +87,7 @@ def run_to_end(platform: Platform, tmp_path: Path, folder: str, main: str) -> tu
 
 def test_a_hostile_submission_reaches_nothing(jailed: Platform, tmp_path: Path, mlflow_server: MlflowServer) -> None:
     home, data = jailed.instance.home, data_folder(jailed.instance.home)
+    assert jailed.redis_url
     redis_port = int(jailed.redis_url.rsplit(":", 1)[1].split("/")[0])
     main = (HOSTILE_MAIN.replace("HOME, DATA", f"{str(home)!r}, {str(data)!r}").replace("OTHER", OTHER_JOB)
             .replace("API", str(jailed.port)).replace("REDIS", str(redis_port))
@@ -121,7 +122,7 @@ def test_no_way_out_through_proc(jailed: Platform, tmp_path: Path) -> None:
     pid_1 = next(line for line in log.splitlines() if line.startswith("pid 1 runs: "))
     assert "leadersboard.runner.jail" in pid_1 and "hidden" not in pid_1, pid_1  # its spec came on stdin
     assert "reach api: refused" in log and "mount: refused" in log
-    assert "REDIS_URL" not in log and jailed.redis_url not in log
+    assert "REDIS_URL" not in log and str(jailed.redis_url) not in log
 
 
 def test_a_daemon_dies_with_its_job(jailed: Platform, tmp_path: Path) -> None:

@@ -169,7 +169,7 @@ def containers_of(job_id: str, full: bool = False) -> list[str]:
 
 
 @pytest.fixture
-def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Callable[[], RedisServer]:
+def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], RedisServer]]:
     """`own_redis()`: a Redis for one platform of this module. The module's platform lives longer than
     a test (the shared Redis is flushed before each one), and two alive at once must not share a queue."""
     started: list[RedisServer] = []

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -129,8 +129,10 @@ def job_status(platform: Platform, job_id: str, user: str) -> dict[str, Any]:
 
 def wait_job(platform: Platform, job_id: str, user: str, wanted: tuple[str, ...] = FINISHED,
              timeout: float = 180) -> dict[str, Any]:
-    return wait_until(lambda: (job := job_status(platform, job_id, user)) and job["status"] in wanted and job,
-                      timeout, f"job {job_id} did not become {'/'.join(wanted)}", platform)
+    found: dict[str, Any] = wait_until(
+        lambda: (job := job_status(platform, job_id, user)) and job["status"] in wanted and job,
+        timeout, f"job {job_id} did not become {'/'.join(wanted)}", platform)
+    return found
 
 
 def worker_pid(platform: Platform, job_id: str) -> int:
@@ -151,7 +153,7 @@ def slots(platform: Platform, user: str) -> tuple[int, int]:
     assert platform.redis_url
     client = redis.Redis.from_url(platform.redis_url)
     try:
-        return int(client.zcard(hourly_key(user))), int(client.zcard(active_key(user)))
+        return cast(int, client.zcard(hourly_key(user))), cast(int, client.zcard(active_key(user)))  # sync client
     finally:
         client.close()
 

@@ -91,6 +91,7 @@ def test_failed_jobs_say_why(make_platform: Callable[..., Platform], tmp_path: P
     assert reason.split(":")[0] in platform.api("GET", f"/jobs/{job_id}/logs", user).text
     assert not list((platform.instance.home / "scratch").glob("*"))
     # The job's admission slot is given back: three more may be active at once.
+    assert platform.redis_url
     client = redis.Redis.from_url(platform.redis_url)
     try:
         assert client.zcard(f"leadersboard:quota:{user}:active") == 0

@@ -101,7 +101,7 @@ def finish_job(where: Tracked, benchmark: str, user: str, folder: str, auroc: fl
     if method is not None:
         tags[names.TAG_METHOD] = method
     run = client.create_run(experiment_id, start_time=int(submitted_at * 1000), tags=tags)
-    run_id = run.info.run_id
+    run_id: str = run.info.run_id
     client.set_tag(run_id, names.TAG_JOB_ID, run_id)
     now_ms = int((submitted_at + 600) * 1000) if end_time_ms is None else end_time_ms
     metrics = [Metric(names.METRIC_RUNTIME, runtime, now_ms, 0)]
@@ -195,7 +195,7 @@ def ranked_users(site: Path, benchmark: str) -> list[str]:
 
 
 def comparable(site: Path) -> dict[str, Any]:
-    document = json.loads((site / "leaderboard.json").read_text(encoding="utf-8"))
+    document: dict[str, Any] = json.loads((site / "leaderboard.json").read_text(encoding="utf-8"))
     document.pop("generated_at")
     return document
 
@@ -592,7 +592,8 @@ def test_a_failed_build_is_logged_and_later_requests_still_build(tmp_path: Path,
         await builder.start()
         builder.request_rebuild()
         await builder.wait_idle()
-        assert builder.failures == 1 and isinstance(builder.last_error, RuntimeError)
+        first_error: BaseException | None = builder.last_error
+        assert builder.failures == 1 and isinstance(first_error, RuntimeError)
         builder.request_rebuild()
         await builder.stop()  # drains: the asked-for build runs before stopping
         assert (build.calls, builder.failures, builder.last_error) == (2, 1, None)

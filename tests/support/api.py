@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2  # what the test client answers with
 import pygit2
 from fastapi.testclient import TestClient
 
@@ -31,11 +31,11 @@ class Api:
     def auth(self, user: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[user]}"}
 
-    def request(self, method: str, path: str, user: str | None = None, **kwargs: Any) -> httpx.Response:
+    def request(self, method: str, path: str, user: str | None = None, **kwargs: Any) -> httpx2.Response:
         headers = {**(self.auth(user) if user else {}), **kwargs.pop("headers", {})}
         return self.client.request(method, path, headers=headers, **kwargs)
 
-    def upload(self, user: str, files: dict[str, str | bytes] | None = None, **fields: str) -> httpx.Response:
+    def upload(self, user: str, files: dict[str, str | bytes] | None = None, **fields: str) -> httpx2.Response:
         """POST /submissions with `files` (default: a good main.py and config.yaml) and form fields."""
         files = {"main.py": GOOD_MAIN, "config.yaml": GOOD_CONFIG} if files is None else files
         parts = [("files", (name, content)) for name, content in files.items()]
@@ -49,7 +49,7 @@ class Api:
         self.client.__exit__(None, None, None)
 
 
-def open_api(base: Path, redis_url: str, mlflow_url: str, users: int = 2, **limits: int) -> Api:
+def open_api(base: Path, redis_url: str, mlflow_url: str, users: int = 2, **limits: Any) -> Api:
     """An instance in `base` (data set visa with pcb1/, `users` participants) and its app, started."""
     home = base / "home"
     settings = Settings.load(home, environ={"LEADERSBOARD_REDIS_URL": redis_url, "MLFLOW_TRACKING_URI": mlflow_url})

@@ -51,7 +51,7 @@ trainer:
 """
 
 
-def submission_files(main: str | None = GOOD_MAIN, config: str | None = GOOD_CONFIG,
+def submission_files(main: str | bytes | None = GOOD_MAIN, config: str | bytes | None = GOOD_CONFIG,
                      **extra: str | bytes) -> dict[str, str | bytes]:
     """The files of a submission folder (None leaves a file out); `extra` adds more."""
     files: dict[str, str | bytes] = {}

@@ -7,6 +7,7 @@ import math
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,7 +44,7 @@ def test_a_store_within_the_limits(tmp_path: Path) -> None:
     ({"points": 101}, "101 metric values, over the platform's limit of 100 (runner.max_metric_points)"),
     ({"params": 11}, "11 params, over the platform's limit of 10 (runner.max_params)"),
 ])
-def test_over_a_limit(tmp_path: Path, sizes: dict[str, int], message: str) -> None:
+def test_over_a_limit(tmp_path: Path, sizes: dict[str, Any], message: str) -> None:
     with pytest.raises(CopyRefused) as refused:
         size_up(store(tmp_path, **sizes), LIMITS, time.monotonic() + 5)
     assert message in str(refused.value)

@@ -27,7 +27,7 @@ def problems(files: dict[str, str | bytes], name: str = "model", **kinds: tuple[
 
 
 def only(files: dict[str, str | bytes], **kinds: tuple[str, ...]) -> Problem:
-    found = problems(files, **kinds)
+    found = check_folder(MemoryFolder("model", files, **kinds), DATASETS, LIMITS).problems
     assert len(found) == 1, found
     return found[0]
 

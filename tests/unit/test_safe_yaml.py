@@ -17,6 +17,7 @@ BOMB = "\n".join([
 @pytest.mark.parametrize(("text", "problem", "line"), [
     (BOMB, "aliases (*a) are not allowed: write the value out", 1),
     ("x: " + "[" * 5000 + "]" * 5000, "nested more than 64 levels deep", 0),
+    ("x: " + "{a: " * 5000 + "}" * 5000, "nested more than 64 levels deep", 0),
     ("x: [" + ",".join(["1"] * 50_000) + "]", "more than 10,000 values", 0),
     ("x: '" + "y" * (300 * 1024) + "'", "larger than 256 KiB", None),
 ])

@@ -4,6 +4,7 @@ the binned pixel metrics against exact ones, and the degenerate test sets."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +21,13 @@ from support.verified import make_test_set, true_masks, write_maps, write_mask, 
 LABELS = [NORMAL, ANOMALOUS, NORMAL, NORMAL, ANOMALOUS, NORMAL, ANOMALOUS, NORMAL]
 
 
-def predict(folder: Path, images: list[TestImage], scores: list[float] | np.ndarray,
+def predict(folder: Path, images: list[TestImage], scores: Sequence[float] | np.ndarray,
             labels: list[int] | np.ndarray | None = None, maps: list[np.ndarray] | None = None) -> Predictions:
     """Writes predictions.csv (and maps/) as a job does, then reads them back as the worker does."""
     folder.mkdir(parents=True)
     if labels is None:
-        rows = [(image.name, repr(float(value))) for image, value in zip(images, scores, strict=True)]
+        rows: list[tuple[object, ...]] = [(image.name, repr(float(value)))
+                                          for image, value in zip(images, scores, strict=True)]
         write_predictions(folder / "predictions.csv", rows)
     else:
         rows = [(image.name, repr(float(value)), int(label))
@@ -36,7 +38,7 @@ def predict(folder: Path, images: list[TestImage], scores: list[float] | np.ndar
     return read_predictions(folder / "predictions.csv", images)
 
 
-def scored(tmp_path: Path, images: list[TestImage], scores: list[float] | np.ndarray,
+def scored(tmp_path: Path, images: list[TestImage], scores: Sequence[float] | np.ndarray,
            labels: list[int] | np.ndarray | None = None, maps: list[np.ndarray] | None = None) -> Scores:
     return score(images, predict(tmp_path / "job", images, scores, labels, maps))
 

@@ -13,15 +13,16 @@ so doing one twice is harmless.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import pygit2
@@ -31,7 +32,7 @@ from redis.asyncio import Redis
 from leadersboard.admission import Admission, Refusal
 from leadersboard.jobs import Job, JobStore
 from leadersboard.queue import enqueue
-from leadersboard.rules import FolderReport
+from leadersboard.rules import FolderReport, Problem
 from leadersboard.settings import Settings
 from leadersboard.submissions import Submission, SubmissionStore, job_id, submission_id
 
@@ -86,12 +87,17 @@ class Intake:
         self.jobs = jobs
         self._background: set[asyncio.Task[None]] = set()
         self._branch_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._job_locks: dict[str, tuple[asyncio.Lock, int]] = {}  # submission -> its lock, how many use it
 
     async def pre_receive(
         self, user: str, push_id: str, updates_text: str, quarantine: str | None, raw_options: list[str]
     ) -> HookReply:
         updates = RefUpdate.parse(updates_text)
         options, problems = parse_push_options(raw_options)
+        unknown_class = self.settings.resource_classes.problem(options.resource_class)
+        if unknown_class:
+            problems.append(Problem("push-option", f"-o resource_class={options.resource_class}", unknown_class,
+                                    "push again with -o resource_class=NAME naming one of them, or without it"))
         # Admission first, before the rules read anything: a user over a limit costs nothing.
         count = await self._local(count_changed_folders, self.settings.repo_path, quarantine, user, updates)
         refusal = await self.admission.precheck(user, count, count if options.run else 0) if count else None
@@ -130,7 +136,8 @@ class Intake:
                 id=sub_id, user=user, commit_id=item.commit_id, folder=item.spec.folder, ref=item.ref,
                 tree_id=item.tree_id, entrypoint=item.spec.entrypoint, config_file=item.spec.config_file,
                 benchmark=item.spec.benchmark, metadata=item.spec.metadata,
-                resource_class=options.resource_class, run=options.run, created_at=now,
+                resource_class=self.settings.resource_classes.choose(options.resource_class), run=options.run,
+                created_at=now,
                 job_id=job_id(sub_id) if options.run else None))
             pending.setdefault(item.ref, []).append(sub.as_dict())
         fields = {ref: json.dumps(subs) for ref, subs in pending.items()}
@@ -149,6 +156,9 @@ class Intake:
         publishing makes the compare-and-swap fail, and the upload is built again on the new tip.
         """
         ref = upload.ref(user)
+        unknown_class = self.settings.resource_classes.problem(upload.resource_class)
+        if unknown_class:
+            raise UploadError(f"'resource_class': {unknown_class}")
         options = PushOptions(upload.run, upload.resource_class)
         refusal = await self.admission.precheck(user, 1, 1 if options.run else 0)  # before anything is read
         if refusal:
@@ -257,6 +267,35 @@ class Intake:
                 await self.admission.release(sub.user, [sub.job_id], [sub.job_id])
             raise
         return job
+
+    async def request_job(self, sub: Submission, resource_class: str | None) -> tuple[Job, bool]:
+        """The job POST /jobs answers for `sub`, and whether it was made now: its newest job while that is
+        pending or running (nothing spent, nothing made), else a new attempt, which takes the user's slots
+        (`JobRefused`). Calls for one submission take turns, so two at once make one job."""
+        async with self._turn(sub.id):
+            latest_id = await self._local(self.submissions.latest_job_id, sub.id)
+            latest = await asyncio.to_thread(self.jobs.find, latest_id) if latest_id else None
+            if latest is not None and latest.status.active:
+                return latest, False
+            attempt = await self._local(self.submissions.job_count, sub.id)
+            again = replace(sub, job_id=job_id(sub.id, attempt), run=True,
+                            resource_class=self.settings.resource_classes.choose(resource_class or sub.resource_class))
+            return await self.submit(again, reserve=True), True
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, key: str) -> AsyncIterator[None]:
+        """One at a time per `key` in this service (its only process); the lock goes when nobody holds or awaits it."""
+        lock, users = self._job_locks.get(key, (asyncio.Lock(), 0))
+        self._job_locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            users = self._job_locks[key][1] - 1
+            if users:
+                self._job_locks[key] = (lock, users)
+            else:
+                del self._job_locks[key]
 
     async def hand_over(self, sub: Submission, fresh: bool = False) -> bool:
         """Submit the recorded submission's job; False when MLflow or Redis failed (the submission

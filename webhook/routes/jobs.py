@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from leadersboard.contract import LOG_ARTIFACT, log_key
 from leadersboard.jobs import Job, JobStatus
 from leadersboard.names import RESOURCE_CLASS
-from leadersboard.submissions import job_id as job_id_for
 from leadersboard.users import Caller
 
 from ..deps import CurrentUser, DependenciesUp, ServiceDep
@@ -53,22 +51,26 @@ class JobRequest(BaseModel):
     config: JobConfig = Field(default_factory=JobConfig)
 
 
-@router.post("", status_code=202, dependencies=[DependenciesUp])
+@router.post("", status_code=202, dependencies=[DependenciesUp],
+             responses={200: {"description": "The submission's job is pending or running already: that job, "
+                                             "nothing made or spent"}})
 async def create_job(body: JobRequest, caller: CurrentUser, service: ServiceDep) -> JSONResponse:
-    """Queue a new job for one of the caller's submissions (e.g. one pushed with -o run=false)."""
+    """Run one of the caller's submissions: its job when it has one pending or running (200), else a new
+    one (202), e.g. for a submission pushed with -o run=false, or a re-run of one whose job ended."""
     sub = await asyncio.to_thread(service.intake.submissions.get, body.submission_id)
     if sub is None:
         raise HTTPException(404, f"No submission {body.submission_id}")
     if sub.user != caller.name:
         raise HTTPException(403, "This submission is not yours")
-    attempt = await asyncio.to_thread(service.intake.submissions.job_count, sub.id)
-    sub = replace(sub, job_id=job_id_for(sub.id, attempt), run=True,
-                  resource_class=body.config.resource_class or sub.resource_class)
+    unknown_class = service.settings.resource_classes.problem(body.config.resource_class)
+    if unknown_class:
+        raise HTTPException(400, f"config.resource_class: {unknown_class}")
     try:
-        job = await service.intake.submit(sub, reserve=True)
+        job, made = await service.intake.request_job(sub, body.config.resource_class)
     except JobRefused as exc:
         raise HTTPException(429, str(exc), headers=exc.refusal.headers()) from None
-    return JSONResponse({"job_id": job.id, "status": job.status}, status_code=202)
+    return JSONResponse({"job_id": job.id, "status": job.status, "resource_class": job.resource_class},
+                        status_code=202 if made else 200)
 
 
 @router.get("")
