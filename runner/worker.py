@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from arq import Worker
@@ -66,7 +67,7 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
                 "%s executor: jobs run %s", executor.name, confinement)
         # Whether a job here sees a GPU (a docker host without the NVIDIA runtime gives none): admission
         # refuses `accelerator: gpu` when no live worker has one.
-        gpus = 1 if executor.view(settings.scratch_dir, gpu).gpu else 0
+        gpus = 1 if executor.view(settings.scratch_dir, gpu).gpu and gpu_present(gpu) else 0
         report = json.dumps({"executor": executor.name, "level": confinement.level, "summary": confinement.summary,
                              SANDBOX_GPUS: gpus})
 
@@ -113,6 +114,16 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
         health_check_interval=HEALTH_CHECK_SECONDS,
     )
     return worker
+
+
+def gpu_present(gpu: str | None, dev: Path = Path("/dev")) -> bool:
+    """Whether the GPU a worker was given exists on this host (serve numbers its workers 0..N-1 whether or
+    not the host has GPUs): its NVIDIA device node, or any when it is named by UUID."""
+    if not gpu:
+        return False
+    if gpu.isdigit():
+        return (dev / f"nvidia{gpu}").exists()
+    return any(dev.glob("nvidia[0-9]*"))
 
 
 def make_executor(settings: Settings) -> Executor:

@@ -17,6 +17,7 @@ from leadersboard.datasets import Dataset
 from leadersboard.job_index import JobRecord
 from leadersboard.local.redis_server import RedisServer
 from leadersboard.rules import SubmissionSpec, check_folder
+from leadersboard.runner.worker import gpu_present
 from leadersboard.runner.working_config import prepare
 from leadersboard.settings import Limits
 from leadersboard.site_generator.entries import Entry, entry_from_run
@@ -135,3 +136,11 @@ def test_the_pages_show_the_asked_metrics_escaped(tmp_path: Path) -> None:
         assert "&lt;b&gt;aupro&lt;/b&gt; 0.5000" in html and "<b>aupro" not in html
     document = json.loads(leaderboard_json(all_boards, datetime(2026, 1, 1, tzinfo=UTC)))
     assert document["benchmarks"][0]["ranking"][0]["metrics"] == shown
+
+
+def test_a_worker_counts_a_gpu_only_where_the_host_has_it(tmp_path: Path) -> None:
+    assert not gpu_present(None, tmp_path) and not gpu_present("0", tmp_path)  # serve's numbering on a CPU host
+    assert not gpu_present("GPU-1234", tmp_path)
+    (tmp_path / "nvidia0").touch()
+    (tmp_path / "nvidiactl").touch()
+    assert gpu_present("0", tmp_path) and not gpu_present("1", tmp_path) and gpu_present("GPU-1234", tmp_path)
