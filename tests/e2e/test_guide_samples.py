@@ -72,6 +72,7 @@ def test_the_docs_carry_the_samples_in_both_languages() -> None:
 
 def test_the_verbatim_guide_config_is_refused_without_a_gpu_worker(platform: Platform, tmp_path: Path) -> None:
     files = {"main.py": (VERBATIM / "main.py.txt").read_text(), "config.yaml": (VERBATIM / "config.yaml").read_text()}
+    platform.healthz_until(lambda health: bool(health.get("sandboxes")))  # the (CPU-only) worker has reported
     code, out, job_id = push(platform, tmp_path, "verbatim", files)
     assert code != 0 and not job_id, out
     assert "[accelerator] verbatim/config.yaml" in out and "no worker of this instance has a GPU" in out, out
