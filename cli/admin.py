@@ -11,6 +11,8 @@ import click
 from leadersboard.dataset_layouts import LAYOUTS
 from leadersboard.datasets import SCORINGS
 from leadersboard.folders import LocalFolder
+from leadersboard.model_cache import ModelCacheError
+from leadersboard.model_cache import inspect as inspect_cache
 from leadersboard.names import InvalidName
 from leadersboard.rules import check_folder
 from leadersboard.users import UserError, UserStore
@@ -147,6 +149,46 @@ def dataset_remove(name: str, home: Path | None) -> None:
     click.echo(f"removed data set {name}")
 
 
+@click.group()
+def weights() -> None:
+    """The model cache: pretrained weights every job reads offline (pre_trained: true)."""
+
+
+@weights.command("add")
+@click.argument("path", type=click.Path(path_type=Path))
+@home_option
+def weights_add(path: Path, home: Path | None) -> None:
+    """Give every job the model cache PATH, read-only (torch/hub/checkpoints, huggingface/hub inside)."""
+    try:
+        updated = instance.set_model_cache(load_instance(home), path)
+    except instance.InstanceError as exc:
+        raise click.ClickException(str(exc)) from exc
+    contents = inspect_cache(Path(updated.runner.model_cache))
+    click.echo(f"model cache {updated.runner.model_cache}: {contents.summary()}")
+
+
+@weights.command("show")
+@home_option
+def weights_show(home: Path | None) -> None:
+    """The model cache jobs get, and what it holds."""
+    folder = load_instance(home).current_model_cache()
+    if folder is None:
+        click.echo("no model cache: jobs cannot load pretrained weights (see 'leadersboard weights add')")
+        return
+    try:
+        click.echo(f"{folder}: {inspect_cache(folder).summary()}")
+    except ModelCacheError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@weights.command("remove")
+@home_option
+def weights_remove(home: Path | None) -> None:
+    """Stop giving jobs the model cache (its files are left as they are)."""
+    instance.set_model_cache(load_instance(home), None)
+    click.echo("jobs get no model cache from now on")
+
+
 @click.command()
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @home_option
@@ -163,4 +205,4 @@ def validate(path: Path, home: Path | None) -> None:
                f"(entrypoint {report.spec.entrypoint}, config {report.spec.config_file})")
 
 
-COMMANDS = (init, user, dataset, validate)
+COMMANDS = (init, user, dataset, weights, validate)

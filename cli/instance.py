@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from leadersboard import db, safe_yaml
+from leadersboard import db, model_cache, safe_yaml
 from leadersboard.dataset_layouts import LayoutError
 from leadersboard.datasets import Dataset, DatasetError, register
 from leadersboard.hooks import install as install_hooks
@@ -125,6 +125,23 @@ def remove_dataset(settings: Settings, name: str) -> Settings:
         known = ", ".join(sorted(datasets)) or "none"
         raise InstanceError(f"No data set {name!r} (registered: {known}); see 'leadersboard dataset list'.")
     return _write_datasets(settings, {key: value for key, value in datasets.items() if key != name})
+
+
+def set_model_cache(settings: Settings, path: Path | None) -> Settings:
+    """Give every job the model cache at `path` (checked: it must hold weights), or none (`path` None)."""
+    value = ""
+    if path is not None:
+        folder = path.expanduser().resolve()
+        try:
+            model_cache.inspect(folder)
+        except model_cache.ModelCacheError as exc:
+            raise InstanceError(f"Model cache not set: {exc}") from exc
+        value = str(folder)
+    document = safe_yaml.load(settings.config_path.read_text(encoding="utf-8")) or {}
+    runner = document.get("runner")
+    document["runner"] = {**(runner if isinstance(runner, dict) else {}), "model_cache": value}
+    write_config(settings, document)
+    return replace(settings, runner=replace(settings.runner, model_cache=value))
 
 
 def _write_datasets(settings: Settings, datasets: dict[str, Dataset]) -> Settings:

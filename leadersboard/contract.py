@@ -37,8 +37,12 @@ def heartbeat_key(job_id: str) -> str:
 
 
 def sandbox_key(worker_id: str) -> str:
-    """String (JSON) with a TTL: how a live worker confines its jobs (executor, level, summary)."""
+    """String (JSON) with a TTL: how a live worker confines its jobs (executor, level, summary) and
+    how many GPUs its jobs get (`SANDBOX_GPUS`)."""
     return f"{PREFIX}:sandbox:{worker_id}"
+
+
+SANDBOX_GPUS = "gpus"  # the sandbox report's field: GPUs a job of this worker sees (0 on a CPU-only worker)
 
 
 # ------------------------------------------------------------------------------------------ queue
@@ -68,6 +72,7 @@ TAG_STARTED_AT = "leadersboard.started_at"  # unix time the worker took the job,
 TAG_ATTEMPTS = "leadersboard.attempts"  # how many times a worker started the job
 TAG_LOST = "leadersboard.lost"  # how many times the worker running the job died under it
 TAG_HANDED_BACK = "leadersboard.handed_back"  # why the job last went back to the queue (a platform stop, say)
+TAG_SHOWN_METRICS = "leadersboard.metrics"  # the config's `metrics:` list, comma-separated: what the site shows
 TAG_SCORING = "leadersboard.scoring"  # self_reported or verified, fixed when the job is made
 TAG_F1_FROM = "leadersboard.f1_from"  # verified: the submission's labels, or the best threshold
 SELF_REPORTED_PREFIX = "self_reported."  # verified: what the submission logged itself, kept under this

@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 
 import yaml
 
-from . import safe_yaml
+from . import platform_keys, safe_yaml
 from .datasets import Dataset
 from .names import folder_name_problem
 from .settings import Limits
@@ -74,6 +74,12 @@ class SubmissionSpec:
     dataset: str
     category: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    accelerator: str = ""  # trainer.accelerator as written (lower case); admission checks a GPU worker exists
+    metrics: tuple[str, ...] = ()  # the config's top-level `metrics:`: what the leaderboard shows
+
+    @property
+    def needs_gpu(self) -> bool:
+        return self.accelerator in platform_keys.GPU_ACCELERATORS
 
     @property
     def benchmark(self) -> str:
@@ -101,9 +107,11 @@ def check_folder(view: FolderView, datasets: Mapping[str, Dataset], limits: Limi
     metadata, entrypoint, config_file = _read_submission_yaml(view, paths, problems)
     sizes = {e.path: e.size for e in entries if e.kind == "file"}
     _check_entrypoint(view, entrypoint, sizes, problems)
-    benchmark = _check_config(view, config_file, paths, datasets, problems)
-    if not problems and benchmark is not None:
-        report.spec = SubmissionSpec(name, entrypoint, config_file, benchmark[0], benchmark[1], metadata)
+    checked = _check_config(view, config_file, paths, datasets, problems)
+    if not problems and checked is not None:
+        (dataset, category), config = checked
+        report.spec = SubmissionSpec(name, entrypoint, config_file, dataset, category, metadata,
+                                     platform_keys.accelerator(config), platform_keys.shown_metrics(config) or ())
     return report
 
 
@@ -223,7 +231,7 @@ def _check_entrypoint(view: FolderView, path: str, sizes: dict[str, int], proble
 
 def _check_config(
     view: FolderView, path: str, paths: set[str], datasets: Mapping[str, Dataset], problems: list[Problem]
-) -> tuple[str, str] | None:
+) -> tuple[tuple[str, str], dict[str, Any]] | None:
     shown = f"{view.name}/{path}"
     if path not in paths:
         problems.append(Problem("config", shown, "the config file is missing",
@@ -266,7 +274,13 @@ def _check_config(
         problems.append(Problem("config", shown, f"unknown category {category!r} of {dataset} in data.init_args.name",
                                 f"use one of: {categories}"))
         return None
-    return dataset, category
+    metrics = platform_keys.shown_metrics(data)
+    if metrics is None or len(metrics or ()) > platform_keys.MAX_SHOWN_METRICS:
+        problems.append(Problem("config", shown, "'metrics' must be a list of metric names (what the leaderboard "
+                                f"shows for this submission, at most {platform_keys.MAX_SHOWN_METRICS})",
+                                "write e.g. 'metrics: [auroc, f1_score]', or leave the key out"))
+        return None
+    return (dataset, category), data
 
 
 def _load_yaml(raw: bytes, shown: str, rule: str) -> tuple[Any, Problem | None]:

@@ -63,6 +63,9 @@ class RunnerSettings:
     copy_timeout_seconds: int = 300  # the copy's wall clock
     docker_image: str = "leadersboard-sandbox"  # the docker executor's image (`leadersboard image build`)
     sandbox_uid: int = 10001  # the unprivileged user and group jobs run as, under either executor (chosen by init)
+    # A folder of pretrained weights (torch hub / Hugging Face cache files) every job sees read-only, so that
+    # `pre_trained: true` works without a network; empty: none (`leadersboard weights add`).
+    model_cache: str = ""
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,13 @@ class Settings:
             return _datasets(live.get("datasets"))
         except SettingsError:  # a bad edit of a running instance: keep what it started with
             return self.datasets
+
+    def current_model_cache(self) -> Path | None:
+        """The model cache as the config file says now (`weights add` needs no restart); None without one."""
+        runner = self._live().get("runner")
+        value = runner.get("model_cache", self.runner.model_cache) if isinstance(runner, dict) else \
+            self.runner.model_cache
+        return Path(value) if isinstance(value, str) and value else None
 
     def current_access(self) -> AccessSettings:
         """The `access` section as the config file says now: opening the code needs no restart."""

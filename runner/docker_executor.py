@@ -54,6 +54,7 @@ from .image import PYTHON, UID_LABEL
 from .processes import JOB_ENV
 from .sandbox import (
     CONFINED,
+    MODEL_CACHE_DIR,
     PARTIAL,
     TMP_SIZE,
     WORK_DIR,
@@ -198,6 +199,8 @@ class DockerExecutor:
         scratch_folder.hand_over(sandbox.scratch, self.spec.uid, self.spec.gid)
         for category in sandbox.data_mounts:
             (sandbox.workdir / category).symlink_to(DATA_DIR / category, target_is_directory=True)
+        if sandbox.model_cache is not None:
+            sandbox.model_cache_target.mkdir(exist_ok=True)  # the mount point, the worker's, not the job's
 
 
 def create_args(sandbox: Sandbox, spec: ContainerSpec, name: str, job_id: str) -> list[str]:
@@ -220,6 +223,8 @@ def create_args(sandbox: Sandbox, spec: ContainerSpec, name: str, job_id: str) -
     ]
     for category, source in sorted(sandbox.data_mounts.items()):
         args += ["--mount", _bind(source, DATA_DIR / category, readonly=True)]
+    if sandbox.model_cache is not None:  # inside the scratch folder's mount: the engine mounts it after
+        args += ["--mount", _bind(sandbox.model_cache, JOB_DIR / MODEL_CACHE_DIR, readonly=True)]
     if sandbox.network:
         raise SandboxError("the docker executor gives jobs no network")
     if sandbox.gpu is not None and spec.gpus:

@@ -71,6 +71,7 @@ class JailSpec:
     hidden: list[str] = field(default_factory=list)  # folders replaced by an empty, read-only one
     readable: list[str] = field(default_factory=list)  # bound back read-only where hidden (the interpreter)
     data: dict[str, str] = field(default_factory=dict)  # workdir/<name> <- a read-only data folder
+    model_cache: dict[str, str] = field(default_factory=dict)  # target <- the operator's weights, read-only
     tmp_size: str = "512m"  # the private /tmp and /var/tmp
     shm_size: str = "64m"  # the private /dev/shm
     max_file_bytes: int = 8 * 1024**3

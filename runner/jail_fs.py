@@ -43,6 +43,7 @@ def build_view(spec: JailSpec) -> None:
     binds = [(spec.scratch, spec.scratch, MS_NOSUID | MS_NODEV)]
     binds += [(path, path, READ_ONLY) for path in outermost(spec.readable) if _inside_any(path, covered)]
     binds += [(source, os.path.join(spec.workdir, name), READ_ONLY | MS_NOEXEC) for name, source in spec.data.items()]
+    binds += [(source, target, READ_ONLY | MS_NOEXEC) for target, source in spec.model_cache.items()]
     opened = [(os.open(source, os.O_PATH | os.O_DIRECTORY), target, flags) for source, target, flags in binds]
 
     for point in mount_points():

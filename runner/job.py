@@ -21,12 +21,13 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from leadersboard import contract as c
+from leadersboard import model_cache
 from leadersboard.dataset_layouts import LayoutError
 from leadersboard.datasets import Dataset
 from leadersboard.jobs import Job, JobStatus, JobStore
 from leadersboard.settings import Settings
 
-from . import entry_launcher
+from . import entry_launcher, working_config
 from . import scratch as scratch_folder
 from .checkout import CheckoutError, checkout_folder
 from .failure_reason import read_failure
@@ -34,7 +35,17 @@ from .livelog import LiveLog
 from .local_store import CopyLimits, CopyRefused
 from .processes import JOB_ENV
 from .results import ArtifactScope, CopyReport, copy_local_runs
-from .sandbox import UNCONFINED, WORK_DIR, Confinement, Outcome, OutputSink, Sandbox, SandboxError, View
+from .sandbox import (
+    MODEL_CACHE_DIR,
+    UNCONFINED,
+    WORK_DIR,
+    Confinement,
+    Outcome,
+    OutputSink,
+    Sandbox,
+    SandboxError,
+    View,
+)
 from .sealed import SealError
 from .untrusted import PredictionsError
 from .verified import PREDICTIONS_FILE, TEST_MOUNT, TRAIN_MOUNT, VerifiedRun
@@ -150,6 +161,7 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
         await asyncio.to_thread(checkout_folder, settings.repo_path, job.commit, job.folder, work)
     except CheckoutError as exc:
         raise JobFailed(f"the submission could not be checked out: {exc}") from exc
+    await _working_config(w, job, work, livelog)
     view = w.executor.view(scratch, w.gpu)
     verified = await _verified_run(w, job, livelog) if job.scoring == "verified" else None
     sandbox = _sandbox(settings, job, scratch, view, w.gpu, verified)
@@ -184,6 +196,16 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
     if out_of_range:
         return JobStatus.FAILED, out_of_range
     return JobStatus.COMPLETED, ""
+
+
+async def _working_config(w: WorkerContext, job: Job, work: Path, livelog: LiveLog) -> None:
+    """The config as anomalib will read it, and the metrics the submission asks to be shown (a tag)."""
+    config = await asyncio.to_thread(working_config.prepare, work, job.config_file)
+    if config.removed:
+        await livelog.note(f"{job.config_file}: {' and '.join(config.removed)} are the platform's keys; the job's "
+                           "copy is without them, so anomalib's parser accepts it (your committed file is unchanged)")
+    if config.metrics:
+        await asyncio.to_thread(w.jobs.client.set_tag, job.run_id, c.TAG_SHOWN_METRICS, ",".join(config.metrics))
 
 
 def ranked_metric_problem(metrics: dict[str, float]) -> str | None:
@@ -255,6 +277,8 @@ def _sandbox(settings: Settings, job: Job, scratch: Path, view: View, gpu: str |
         raise JobFailed(f"the submission has {', '.join(clash)}, which hides the data set folder of that name; "
                         "rename it")
     inside = view.scratch  # the scratch folder as the submission sees it
+    cache = settings.current_model_cache()
+    cache = cache if cache is not None and cache.is_dir() else None
     env = {
         "PATH": f"{PurePosixPath(view.python).parent}:/usr/local/bin:/usr/bin:/bin",
         "HOME": str(inside / "home"),
@@ -273,12 +297,15 @@ def _sandbox(settings: Settings, job: Job, scratch: Path, view: View, gpu: str |
         "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
         "GIT_PYTHON_REFRESH": "quiet",  # mlflow looks for git, which a sandbox need not have
         "CUDA_VISIBLE_DEVICES": view.gpu,  # one GPU per worker; none when the worker has none
+        # Pretrained weights from the operator's cache, read-only; without one, loads fail fast (offline).
+        **(model_cache.environment(inside / MODEL_CACHE_DIR) if cache is not None else {}),
         JOB_ENV: job.id,
         "LEADERSBOARD_BENCHMARK": job.benchmark,
         **(verified.environment(view.workdir) if verified is not None else {}),
     }
     return Sandbox(scratch=scratch, command=entry_launcher.command(view.python, job.entrypoint), env=env,
-                   timeout_seconds=settings.limits.job_timeout_seconds, data_mounts=mounts, gpu=gpu)
+                   timeout_seconds=settings.limits.job_timeout_seconds, data_mounts=mounts, gpu=gpu,
+                   model_cache=cache)
 
 
 def _copy_results(w: WorkerContext, job: Job, scratch: Path, view: View, verified: bool) -> CopyReport:

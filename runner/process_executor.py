@@ -79,8 +79,16 @@ class HostJail:
             uid=self.uid, gid=self.gid, parent=os.getpid(), status_fd=status_fd,
             hidden=[*self.hidden, *datasets], readable=list(self.readable),
             data={name: str(source) for name, source in sandbox.data_mounts.items()},
+            model_cache=model_cache_binds(sandbox),
             tmp_size=TMP_SIZE, shm_size=self.shm_size, max_file_bytes=sandbox.max_file_bytes,
             cgroup_procs=cgroup.procs_files if cgroup else [])
+
+
+def model_cache_binds(sandbox: Sandbox) -> dict[str, str]:
+    """The jail's bind of the model cache: scratch/models <- the operator's folder (none without one)."""
+    if sandbox.model_cache is None:
+        return {}
+    return {str(sandbox.model_cache_target): str(sandbox.model_cache)}
 
 
 class ProcessExecutor:
@@ -147,6 +155,8 @@ class ProcessExecutor:
     async def _run_jailed(self, jail: HostJail, sandbox: Sandbox, on_output: OutputSink) -> Outcome:
         for name in sandbox.data_mounts:
             (sandbox.workdir / name).mkdir()  # where the jail mounts the category
+        if sandbox.model_cache is not None:
+            sandbox.model_cache_target.mkdir()  # where the jail mounts the operator's weights
         await asyncio.to_thread(scratch_folder.hand_over, sandbox.scratch, jail.uid, jail.gid)
         datasets = [str(dataset.path) for dataset in self.settings.current_datasets().values()]
         cgroup = jail.cgroups.job(sandbox.env.get(JOB_ENV) or sandbox.scratch.name) if jail.cgroups else None

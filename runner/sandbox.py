@@ -30,6 +30,9 @@ class SandboxError(Exception):
     """The sandbox could not be set up or started (the platform's fault, not the submission's)."""
 
 
+MODEL_CACHE_DIR = "models"  # in the scratch folder, beside work/ and home/
+
+
 @dataclass(frozen=True)
 class Sandbox:
     scratch: Path  # the job's folder on this host: work/ (the working directory), home/, tmp/, the MLflow store
@@ -40,6 +43,12 @@ class Sandbox:
     network: bool = False
     data_mounts: dict[str, Path] = field(default_factory=dict)  # name in workdir -> read-only data folder
     gpu: str | None = None  # the GPU the worker owns (its index), if any
+    model_cache: Path | None = None  # the operator's pretrained weights, read-only at scratch/models
+
+    @property
+    def model_cache_target(self) -> Path:
+        """Where the job sees the model cache, on this host's side (`View.scratch / models` inside)."""
+        return self.scratch / MODEL_CACHE_DIR
 
     @property
     def workdir(self) -> Path:

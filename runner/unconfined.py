@@ -33,6 +33,8 @@ CLONE_NEWUSER = 0x10000000
 async def run_unconfined(sandbox: Sandbox, on_output: OutputSink, isolate_network: bool) -> Outcome:
     for name, source in sandbox.data_mounts.items():
         (sandbox.workdir / name).symlink_to(source, target_is_directory=True)
+    if sandbox.model_cache is not None:  # nothing is read-only here: the job runs as the worker's user
+        sandbox.model_cache_target.symlink_to(sandbox.model_cache, target_is_directory=True)
     start = time.monotonic()
     # The output pipe is ours, not the process transport's: then `proc.wait()` returns when the job's
     # main process exits, even while a process it left behind holds the pipe open.

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from arq import Worker
@@ -22,7 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from leadersboard.admission import Admission
-from leadersboard.contract import JOB_FUNCTION, sandbox_key
+from leadersboard.contract import JOB_FUNCTION, SANDBOX_GPUS, sandbox_key
 from leadersboard.jobs import JobStore
 from leadersboard.periodic import every
 from leadersboard.queue import ride_out_restarts
@@ -64,7 +65,11 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
         confinement = executor.confinement
         log.log(logging.INFO if confinement.level == CONFINED else logging.WARNING,
                 "%s executor: jobs run %s", executor.name, confinement)
-        report = json.dumps({"executor": executor.name, "level": confinement.level, "summary": confinement.summary})
+        # Whether a job here sees a GPU (a docker host without the NVIDIA runtime gives none): admission
+        # refuses `accelerator: gpu` when no live worker has one.
+        gpus = 1 if executor.view(settings.scratch_dir, gpu).gpu and gpu_present(gpu) else 0
+        report = json.dumps({"executor": executor.name, "level": confinement.level, "summary": confinement.summary,
+                             SANDBOX_GPUS: gpus})
 
         async def publish() -> None:  # what /healthz says about this worker's jobs
             await redis.set(sandbox_key(worker_id), report, ex=3 * HEALTH_CHECK_SECONDS)
@@ -109,6 +114,16 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
         health_check_interval=HEALTH_CHECK_SECONDS,
     )
     return worker
+
+
+def gpu_present(gpu: str | None, dev: Path = Path("/dev")) -> bool:
+    """Whether the GPU a worker was given exists on this host (serve numbers its workers 0..N-1 whether or
+    not the host has GPUs): its NVIDIA device node, or any when it is named by UUID."""
+    if not gpu:
+        return False
+    if gpu.isdigit():
+        return (dev / f"nvidia{gpu}").exists()
+    return any(dev.glob("nvidia[0-9]*"))
 
 
 def make_executor(settings: Settings) -> Executor:

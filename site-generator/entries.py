@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mlflow.entities import Run
@@ -30,6 +30,8 @@ class Entry:
     f1_score: float | None
     runtime_seconds: float | None
     scoring: str = "self_reported"  # verified: the platform computed the scores from the job's predictions
+    # Further metrics the submission's config asked to show (its `metrics:` list), beside AUROC and F1.
+    shown: dict[str, float] = field(default_factory=dict)
 
     @property
     def finished_at(self) -> float:
@@ -71,7 +73,18 @@ def entry_from_run(run: Run, record: JobRecord) -> Entry | None:
         f1_score=_number(metrics.get(c.METRIC_F1)),
         runtime_seconds=_number(metrics.get(c.METRIC_RUNTIME)),
         scoring=record.scoring,
+        shown=shown_metrics(run.data.tags.get(c.TAG_SHOWN_METRICS, ""), metrics),
     )
+
+
+def shown_metrics(listed: str, metrics: dict[str, float]) -> dict[str, float]:
+    """The listed metrics the run has, in the listed order; AUROC and F1 have columns of their own."""
+    shown = {}
+    for name in dict.fromkeys(part.strip() for part in listed.split(",")):
+        value = _number(metrics.get(name)) if name and name not in c.RANKED_METRICS else None
+        if value is not None:
+            shown[name] = value
+    return shown
 
 
 def _number(value: float | None) -> float | None:

@@ -46,6 +46,7 @@ def row(board: Board, ranked: Ranked) -> dict[str, Any]:
         "runtime_seconds": entry.runtime_seconds, "commit": entry.commit, "submitted_at": iso(entry.submitted_at),
         "finished_at": iso(entry.finished_at), "attempts": ranked.attempts, "job_id": entry.job_id,
         "run_id": entry.run_id, "submission_id": entry.submission_id, "scoring": entry.scoring,
+        "metrics": entry.shown,  # JSON only: the further metrics the submission asked to show
     }
 
 

@@ -27,7 +27,7 @@ README = ROOT / "README.md"
 OPERATING = [DOCS / "operating.md", DOCS / "ja" / "operating.md"]
 SUBMITTING = [DOCS / "submitting.md", DOCS / "ja" / "submitting.md"]
 PROBLEM_SOURCES = [ROOT / "leadersboard" / "rules.py", ROOT / "webhook" / "intake" / "push.py",
-                   ROOT / "webhook" / "intake" / "intake.py"]
+                   ROOT / "webhook" / "intake" / "intake.py", ROOT / "webhook" / "intake" / "gpus.py"]
 ADMISSION_SOURCE = ROOT / "leadersboard" / "admission.py"
 
 FENCE = re.compile(r"^```[^\n]*\n(.*?)^```[ \t]*$", re.M | re.S)

@@ -37,6 +37,20 @@ INVISIBLE = 4
 pytestmark = [pytest.mark.anomalib, pytest.mark.slow]
 
 
+def one_defect_folder(category: Path) -> None:
+    """Every generated defect type's images and masks in test/defect and ground_truth/defect: the reference
+    evaluation (support/padim_reference.py) reads that one folder, as anomalib's Folder pairs masks by it."""
+    (category / "test" / "defect").mkdir()
+    (category / "ground_truth" / "defect").mkdir()
+    for kind in sorted(p.name for p in (category / "test").iterdir() if p.name not in ("good", "defect")):
+        for image in sorted((category / "test" / kind).iterdir()):
+            image.rename(category / "test" / "defect" / f"{kind}_{image.name}")
+            (category / "ground_truth" / kind / f"{image.stem}_mask.png").rename(
+                category / "ground_truth" / "defect" / f"{kind}_{image.stem}_mask.png")
+        (category / "test" / kind).rmdir()
+        (category / "ground_truth" / kind).rmdir()
+
+
 def add_invisible_defects(category: Path, count: int) -> None:
     """Move `count` normal training images into test/defect, with empty masks."""
     for index, image in enumerate(sorted((category / "train" / "good").iterdir())[:count]):
@@ -55,6 +69,7 @@ def job_environment(**extra: str) -> dict[str, str]:
 def test_verified_example_scores_as_anomalib_evaluates(tmp_path: Path) -> None:
     generate_dataset(tmp_path / "mvtec", layout="mvtec", categories=("bottle",), normal=44, anomalous=10, size=SIZE)
     category = tmp_path / "mvtec" / "bottle"
+    one_defect_folder(category)
     add_invisible_defects(category, INVISIBLE)
     view = seal_category(category, tmp_path / "view" / "bottle")
     assert not list(view.test.glob("*/")) and all(len(path.stem) == 12 for path in view.test.iterdir())

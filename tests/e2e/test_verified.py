@@ -81,7 +81,8 @@ def test_a_constant_predictor_scores_one_half(platform: Platform, tmp_path: Path
     run_, _ = run_tags(platform, job)
     assert run_.data.tags["leadersboard.scoring"] == "verified"
     log = platform.api("GET", f"/jobs/{job['job_id']}/logs", user).text
-    assert "verified benchmark: 10 test images in sealed-test/" in log  # 4 of 20 normal images, 6 anomalous
+    # VisA's own split (split_csv/1cls.csv, as generated): 5 of 20 normal images and the 6 anomalous ones
+    assert "verified benchmark: 11 test images in sealed-test/" in log
     assert "scored by the platform: auroc 0.5000" in log
 
 

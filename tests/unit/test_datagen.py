@@ -1,12 +1,15 @@
-"""The synthetic data set generator: layouts, counts, valid PNG files, masks, determinism."""
+"""The synthetic data set generator: real-shaped layouts (VisA: JPEG images and split_csv; MVTec AD: a folder
+per defect type), counts, valid image files, masks, determinism."""
 
 from __future__ import annotations
 
+import csv
 import struct
 import zlib
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from leadersboard.local.datagen import encode_png, generate_dataset
 
@@ -73,10 +76,31 @@ def test_visa_layout_and_counts(tmp_path: Path) -> None:
     assert root == tmp_path
     for category in ("pcb1", "pcb2"):
         data = tmp_path / category / "Data"
-        assert names(data / "Images" / "Normal") == ["000.png", "001.png", "002.png", "003.png", "004.png"]
-        assert names(data / "Images" / "Anomaly") == ["000.png", "001.png", "002.png"]
-        assert names(data / "Masks" / "Anomaly") == names(data / "Images" / "Anomaly")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["pcb1", "pcb2"]
+        assert names(data / "Images" / "Normal") == ["000.JPG", "001.JPG", "002.JPG", "003.JPG", "004.JPG"]
+        assert names(data / "Images" / "Anomaly") == ["000.JPG", "001.JPG", "002.JPG"]
+        assert names(data / "Masks" / "Anomaly") == ["000.png", "001.png", "002.png"]
+        for image in (data / "Images").rglob("*.JPG"):
+            with Image.open(image) as opened:
+                assert (opened.format, opened.mode, opened.size) == ("JPEG", "RGB", (128, 128))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pcb1", "pcb2", "split_csv"]
+
+
+def test_visa_split_csv_has_visa_s_own_shape_and_keeps_other_categories(tmp_path: Path) -> None:
+    generate_dataset(tmp_path, layout="visa", categories=("candle",), normal=4, anomalous=1, size=32)
+    generate_dataset(tmp_path, layout="visa", categories=("pcb1",), normal=8, anomalous=2, size=32)
+    with (tmp_path / "split_csv" / "1cls.csv").open(newline="") as file:
+        reader = csv.DictReader(file)
+        assert reader.fieldnames == ["object", "split", "label", "image", "mask"]
+        rows = list(reader)
+    assert {row["object"] for row in rows} == {"candle", "pcb1"}
+    pcb1 = [row for row in rows if row["object"] == "pcb1"]
+    assert [(r["split"], r["label"]) for r in pcb1].count(("test", "normal")) == 2  # a quarter of 8
+    assert [(r["split"], r["label"]) for r in pcb1].count(("train", "normal")) == 6
+    anomalies = [r for r in pcb1 if r["label"] == "anomaly"]
+    assert [r["split"] for r in anomalies] == ["test", "test"]
+    for row in pcb1:
+        assert (tmp_path / row["image"]).is_file()
+        assert (tmp_path / row["mask"]).is_file() if row["label"] == "anomaly" else row["mask"] == ""
 
 
 def test_mvtec_layout_and_counts(tmp_path: Path) -> None:
@@ -84,28 +108,45 @@ def test_mvtec_layout_and_counts(tmp_path: Path) -> None:
     category = tmp_path / "bottle"
     assert names(category / "train" / "good") == [f"{i:03d}.png" for i in range(6)]
     assert names(category / "test" / "good") == ["000.png", "001.png"]
-    assert names(category / "test" / "defect") == ["000.png", "001.png"]
-    assert names(category / "ground_truth" / "defect") == ["000_mask.png", "001_mask.png"]
+    assert names(category / "test") == ["burn", "good", "residue"]
+    assert names(category / "test" / "burn") == ["000.png"] and names(category / "test" / "residue") == ["000.png"]
+    assert names(category / "ground_truth") == ["burn", "residue"]
+    assert names(category / "ground_truth" / "burn") == ["000_mask.png"]
+
+
+def test_mvtec_has_several_defect_types_each_with_its_masks(tmp_path: Path) -> None:
+    generate_dataset(tmp_path, layout="mvtec", categories=("bottle",), normal=4, anomalous=7, size=32)
+    category = tmp_path / "bottle"
+    assert names(category / "test") == ["burn", "good", "residue", "scratch"]
+    assert [len(names(category / "test" / kind)) for kind in ("burn", "residue", "scratch")] == [3, 2, 2]
+    for kind in ("burn", "residue", "scratch"):
+        stems = [name.removesuffix(".png") for name in names(category / "test" / kind)]
+        assert names(category / "ground_truth" / kind) == [f"{stem}_mask.png" for stem in stems]
 
 
 def test_images_decode_and_masks_are_nonempty_exactly_for_anomalies(tmp_path: Path) -> None:
-    generate_dataset(tmp_path, normal=4, anomalous=4, size=64, seed=3)
-    data = tmp_path / "pcb1" / "Data"
-    for image in sorted((data / "Images").rglob("*.png")):
+    generate_dataset(tmp_path, layout="mvtec", normal=5, anomalous=3, size=64, seed=3)
+    data = tmp_path / "pcb1"
+    for image in sorted(data.rglob("*.png")):
+        if image.parent.parent.name == "ground_truth":
+            continue
         width, height, channels, pixels = decode_png(image)
         assert (width, height, channels) == (64, 64, 3)
         assert len(set(pixels)) > 20, f"{image} has no texture"
-    normals = [decode_png(p)[3] for p in sorted((data / "Images" / "Normal").iterdir())]
+    normals = [decode_png(p)[3] for p in sorted((data / "train" / "good").iterdir())]
     assert len(set(normals)) == len(normals), "normal images should vary"
-    for image in sorted((data / "Images" / "Anomaly").iterdir()):
-        width, height, channels, mask = decode_png(data / "Masks" / "Anomaly" / image.name)
+    anomalies = sorted((data / "test").glob("[!g]*/*.png"))
+    assert len(anomalies) == 3
+    for image in anomalies:
+        mask_path = data / "ground_truth" / image.parent.name / f"{image.stem}_mask.png"
+        width, height, channels, mask = decode_png(mask_path)
         assert (width, height, channels) == (64, 64, 1)
         assert set(mask) == {0, 255}, f"{image.name}: masks are binary and non-empty"
         defect = sum(1 for value in mask if value)
         assert 10 <= defect <= 0.5 * len(mask), f"{image.name}: a defect of {defect} pixels"
     # The masked pixels differ visibly from every normal image at those places; the rest does not.
-    anomaly = decode_png(data / "Images" / "Anomaly" / "000.png")[3]
-    mask = decode_png(data / "Masks" / "Anomaly" / "000.png")[3]
+    anomaly = decode_png(data / "test" / "burn" / "000.png")[3]
+    mask = decode_png(data / "ground_truth" / "burn" / "000_mask.png")[3]
     inside = [i for i, value in enumerate(mask) if value]
     reference = normals[0]
     changed = sum(
@@ -117,8 +158,8 @@ def test_images_decode_and_masks_are_nonempty_exactly_for_anomalies(tmp_path: Pa
 def test_no_masks_for_normal_images_in_mvtec(tmp_path: Path) -> None:
     generate_dataset(tmp_path, layout="mvtec", normal=4, anomalous=1, size=32)
     masks = tmp_path / "pcb1" / "ground_truth"
-    assert [p.name for p in masks.iterdir()] == ["defect"]
-    assert any(decode_png(masks / "defect" / "000_mask.png")[3])
+    assert [p.name for p in masks.iterdir()] == ["burn"]
+    assert any(decode_png(masks / "burn" / "000_mask.png")[3])
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
@@ -127,7 +168,8 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
         generate_dataset(root, normal=3, anomalous=2, size=40, seed=seed)
     assert tree(one) == tree(two)
     assert tree(one).keys() == tree(other).keys()
-    assert all(tree(one)[name] != tree(other)[name] for name in tree(one))
+    # The split names files only: the same for both seeds; every image and mask differs.
+    assert all(tree(one)[name] != tree(other)[name] for name in tree(one) if not name.startswith("split_csv"))
 
 
 def test_categories_are_independent(tmp_path: Path) -> None:
@@ -139,7 +181,7 @@ def test_categories_are_independent(tmp_path: Path) -> None:
 
 def test_default_set_is_small(tmp_path: Path) -> None:
     generate_dataset(tmp_path)
-    files = list(tmp_path.rglob("*.png"))
+    files = [p for p in tmp_path.rglob("*") if p.suffix in (".JPG", ".png")]
     assert len(files) == 40 + 10 + 10
     assert sum(p.stat().st_size for p in files) < 1_000_000
 

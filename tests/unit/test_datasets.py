@@ -16,7 +16,7 @@ PNG = encode_png(2, 2, 1, bytes(4))
 
 def test_visa_layout_without_its_split_folder_as_a_category(tmp_path: Path) -> None:
     generate_dataset(tmp_path, "visa", ("pcb1", "candle"), normal=5, anomalous=2, size=32)
-    (tmp_path / "split_csv").mkdir()
+    (tmp_path / "split_csv").mkdir(exist_ok=True)
     (tmp_path / "split_csv" / "1cls.csv").write_text("object,split,label,image,mask\n")
     (tmp_path / "README.txt").write_text("not a category")
     entry = register("visa", tmp_path)
@@ -53,6 +53,7 @@ def test_the_version_follows_the_content(tmp_path: Path) -> None:
 
 def test_a_seeded_split_of_the_normals_is_fixed_by_the_seed(tmp_path: Path) -> None:
     generate_dataset(tmp_path, "visa", ("pcb1",), normal=10, anomalous=3, size=32)
+    (tmp_path / "split_csv" / "1cls.csv").unlink()  # a VisA-like set without VisA's own split
     one = split(tmp_path, "visa", "pcb1", "v1")
     assert split(tmp_path, "visa", "pcb1", "v1") == one
     assert len(one.train) == 8 and len(one.test) == 5
@@ -65,7 +66,7 @@ def test_a_seeded_split_of_the_normals_is_fixed_by_the_seed(tmp_path: Path) -> N
 
 def test_visa_own_split_is_used_when_present(tmp_path: Path) -> None:
     generate_dataset(tmp_path, "visa", ("pcb1",), normal=3, anomalous=1, size=32)
-    (tmp_path / "split_csv").mkdir()
+    (tmp_path / "split_csv").mkdir(exist_ok=True)
     (tmp_path / "split_csv" / "1cls.csv").write_text(
         "object,split,label,image,mask\n"
         "pcb1,train,normal,pcb1/Data/Images/Normal/000.png,\n"
@@ -96,3 +97,19 @@ def test_entries_from_the_config() -> None:
     assert Dataset.from_config("visa", entry.to_config()) == entry
     with pytest.raises(DatasetError, match="unknown keys: colour"):
         Dataset.from_config("visa", {"path": "/d", "colour": "red"})
+
+
+def test_generated_sets_register_in_their_real_layouts(tmp_path: Path) -> None:
+    generate_dataset(tmp_path / "visa", "visa", ("pcb1", "candle"), normal=8, anomalous=2, size=32)
+    visa = register("visa", tmp_path / "visa")
+    assert (visa.layout, visa.categories) == ("visa", ("candle", "pcb1"))  # split_csv/ is not a category
+    own = split(tmp_path / "visa", "visa", "pcb1", "ignored")
+    assert "split_csv/1cls.csv" in own.how and len(own.train) == 6 and len(own.test) == 4
+    assert all(str(p).endswith(".JPG") for p in own.train)
+    assert all(t.mask is not None and t.mask.suffix == ".png" for t in own.test if t.anomalous)
+    generate_dataset(tmp_path / "mvtec", "mvtec", ("bottle",), normal=8, anomalous=6, size=32)
+    mvtec = register("mvtec", tmp_path / "mvtec", "auto")
+    assert (mvtec.layout, mvtec.categories) == ("mvtec", ("bottle",))
+    found = split(tmp_path / "mvtec", "mvtec", "bottle", "ignored")
+    assert {t.path.parent.name for t in found.test if t.anomalous} == {"burn", "residue", "scratch"}
+    assert all(t.mask is not None and t.mask.parent.name == t.path.parent.name for t in found.test if t.anomalous)

@@ -40,6 +40,7 @@ from .behalf import PreparedCommit, check_tree
 from .behalf import prepare as prepare_commit
 from .behalf import publish as publish_commit
 from .checks import ChecksTimedOut, RuleChecker
+from .gpus import gpu_problems
 from .push import FolderSubmission, PushOptions, RefUpdate, analyze_push, count_changed_folders, parse_push_options
 from .uploads import BranchBusy, Upload, UploadError, UploadRefused, UploadRejected
 
@@ -108,6 +109,7 @@ class Intake:
         except ChecksTimedOut as exc:
             return _rejection([f"[submission-size] {exc}. Fix: make the submission smaller"])
         problems += analysis.problems
+        problems += await gpu_problems(self.redis, [item.spec for item in analysis.submissions])
         if problems:
             return _rejection([str(p) for p in problems])
         if not analysis.submissions:
@@ -172,6 +174,9 @@ class Intake:
                         prepared.judge(await self._check_upload(prepared))
                     if prepared.submission is None:
                         raise UploadRejected(prepared.problems)
+                    no_gpu = await gpu_problems(self.redis, [prepared.submission.spec])
+                    if no_gpu:
+                        raise UploadRejected(no_gpu)
                     subs, refusal = await self.admit(user, push_id, [prepared.submission], options)
                     if refusal:
                         raise UploadRefused(refusal)
