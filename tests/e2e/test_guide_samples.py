@@ -105,7 +105,10 @@ def test_the_verbatim_guide_code_fails_and_the_job_ends(platform: Platform, tmp_
     code, out, job_id = push(platform, tmp_path, "verbatim-cpu", files)
     assert code == 0 and job_id, out
     job = platform.wait_status(job_id, user_of(platform, "verbatim-cpu"), timeout=900)
-    assert job["status"] == "failed", job  # the reason (the exception's own line) is another test's
+    # The reason is the exception's own line, with the hint for this pitfall.
+    assert job["status"] == "failed", job
+    assert job["error"].startswith("AttributeError: 'tuple' object has no attribute 'train'"), job["error"]
+    assert "engine, model, datamodule = Engine.from_config(" in job["error"], job["error"]
 
 
 MAKE_CACHE = '''

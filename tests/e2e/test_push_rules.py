@@ -129,6 +129,7 @@ def test_bad_push_is_rejected_whole_with_rule_file_and_fix(
     prepare, expect = RULE_CASES[case]
     client, refspec, force = prepare(env)
     before = env.instance.refs()
+    jobs_before = {row["id"] for row in env.instance.query("SELECT id FROM jobs")}
 
     rc, out = client.push(refspec, force=force)
 
@@ -139,9 +140,11 @@ def test_bad_push_is_rejected_whole_with_rule_file_and_fix(
     find_message(lines, expect)
     assert env.instance.refs() == before
     assert env.instance.ref("users/alice/base") == env.base
-    # A refused push spends no quota.
+    # A refused push spends no quota. (The module's reconciler may count alice's pending base job
+    # back into her active slots at any moment after the flush: that one is not the push's.)
     assert redis_client.zcard(hourly_key("alice")) == 0
-    assert redis_client.zcard(active_key("alice")) == 0
+    active = {member.decode() for member in redis_client.zrange(active_key("alice"), 0, -1)}
+    assert active <= jobs_before, active
 
 
 def test_every_broken_rule_is_reported_in_one_rejection(env: Env) -> None:
