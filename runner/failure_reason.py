@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 TRACEBACK = "Traceback (most recent call last):"
+RICH_BOX = "╭│╰"  # rich's traceback: its frames in a box, the exception line below it
 CHAINED = ("During handling of the above exception, another exception occurred:",
            "The above exception was the direct cause of the following exception:")
 PLATFORM_PREFIX = "[leadersboard]"  # the worker's own lines in the job log
@@ -58,7 +59,8 @@ HINTS = (
          _any(r"Temporary failure in name resolution", r"Name or service not known", r"Connection refused",
               r"Network is unreachable", r"urlopen error", r"Failed to establish a new connection",
               r"MaxRetryError", r"LocalEntryNotFoundError", r"huggingface_hub\.errors", r"requests\.exceptions\."
-              r"ConnectionError", r"Cannot reach https?://"),
+              r"ConnectionError", r"Cannot reach https?://", r"locate the file on the Hub",
+              r"check your (internet )?connection"),
          "jobs have no network, so weights cannot be downloaded: use pre_trained: false, or weights the "
          "operators provide"),
 )
@@ -93,7 +95,7 @@ def read_failure(text: str) -> Failure:
 
 def _exception(lines: list[str]) -> tuple[str, list[str]] | None:
     """The last traceback's exception line, and the lines of its whole chain of exceptions."""
-    headers = [i for i, line in enumerate(lines) if line.strip() == TRACEBACK]
+    headers = [i for i, line in enumerate(lines) if _is_header(line)]
     for start in reversed(headers):
         line = _exception_line(lines[start + 1:])
         if line is None:
@@ -105,10 +107,16 @@ def _exception(lines: list[str]) -> tuple[str, list[str]] | None:
     return None
 
 
+def _is_header(line: str) -> bool:
+    """Python's traceback header, or the top of the box that `rich` (installed by anomalib) draws instead."""
+    text = line.strip()
+    return text == TRACEBACK or (text.startswith(RICH_BOX[0]) and TRACEBACK.rstrip(":") in text)
+
+
 def _exception_line(after_header: Iterable[str]) -> str | None:
-    """The first line not indented after a traceback's frames: the exception."""
+    """The first line not indented (nor inside rich's box) after a traceback's frames: the exception."""
     for line in after_header:
-        if not line.strip() or line[:1].isspace():
+        if not line.strip() or line[:1].isspace() or line[:1] in RICH_BOX:
             continue
         return line.strip() if EXCEPTION_LINE.fullmatch(line.strip()) else None
     return None

@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
@@ -143,7 +144,7 @@ def test_bad_push_is_rejected_whole_with_rule_file_and_fix(
     # A refused push spends no quota. (The module's reconciler may count alice's pending base job
     # back into her active slots at any moment after the flush: that one is not the push's.)
     assert redis_client.zcard(hourly_key("alice")) == 0
-    active = {member.decode() for member in redis_client.zrange(active_key("alice"), 0, -1)}
+    active = {member.decode() for member in cast(list[bytes], redis_client.zrange(active_key("alice"), 0, -1))}
     assert active <= jobs_before, active
 
 

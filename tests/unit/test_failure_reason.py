@@ -108,3 +108,19 @@ def test_an_exception_line_may_be_followed_by_notes_and_output() -> None:
     log = output_of("e = ValueError('bad category pcb9')\ne.add_note('known: pcb1')\n"
                     "import atexit\natexit.register(print, 'bye')\nraise e\n")
     assert read_failure(log).line == "ValueError: bad category pcb9"
+
+
+def test_a_traceback_drawn_by_rich() -> None:
+    """anomalib installs rich's traceback handler: frames in a box, a message of several lines below it
+    (here, the guide's pretrained backbone without network, as jsonargparse reports it)."""
+    log = output_of("import rich.traceback\n"
+                    "rich.traceback.install(width=80)\n"
+                    "def build():\n"
+                    "    raise ValueError('Does not validate against any of the Union subtypes\\n"
+                    "Errors:\\n  - An error happened while trying to locate the file on the Hub and we cannot\\n"
+                    "find the requested files in the local cache.\\nGiven value: Namespace(pre_trained=True)')\n"
+                    "build()\n")
+    assert "╭" in log and "Traceback (most recent call last):" not in log
+    failure = read_failure(log)
+    assert failure.line == "ValueError: Does not validate against any of the Union subtypes"
+    assert failure.hint is not None and NETWORK_HINT in failure.hint
