@@ -138,3 +138,22 @@ def make_platform(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisS
     yield make
     for platform in started:
         platform.stop()
+
+
+# ------------------------------------------------------------------------------------------- order
+
+
+TIER_ORDER = {"e2e": 0, "api": 1, "checks": 2, "unit": 3}
+LONGEST_FILES = ("test_jobs.py", "test_faults.py", "test_docker_executor.py", "test_guide_samples.py",
+                 "test_quality.py")  # measured (--durations): several minutes each
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest files first, then the end-to-end tier, then the quick ones: with the files spread over
+    test processes (`-n 3 --dist loadfile`), the long ones start at once and the rest fill in around them."""
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        if item.path.name in LONGEST_FILES:
+            return 0, LONGEST_FILES.index(item.path.name)
+        return 1 + TIER_ORDER.get(item.path.parent.name, len(TIER_ORDER)), 0
+
+    items.sort(key=rank)

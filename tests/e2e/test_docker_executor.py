@@ -291,6 +291,48 @@ def test_job_completes_in_a_container(platform: Platform, tmp_path: Path) -> Non
     assert rows[0]["auroc"] == pytest.approx(0.93)
 
 
+MODEL_CACHE_MAIN = '''import os
+
+import mlflow
+
+
+def main():
+    print("env", os.environ["TORCH_HOME"], os.environ["HF_HOME"], os.environ["HF_HUB_OFFLINE"])
+    checkpoint = os.path.join(os.environ["TORCH_HOME"], "hub", "checkpoints", "resnet18-f37072fd.pth")
+    print("weights", open(checkpoint).read())
+    try:
+        open(checkpoint, "w").write("changed")
+        print("write: allowed")
+    except OSError as exc:
+        print(f"write: refused ({type(exc).__name__})")
+    with mlflow.start_run():
+        mlflow.log_metric("auroc", 0.5)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def test_the_model_cache_is_mounted_read_only(platform: Platform, tmp_path: Path) -> None:
+    """`weights add` (read live by the worker): the container sees the cache read-only, with torch and
+    Hugging Face pointed at it and offline."""
+    checkpoints = tmp_path / "cache" / "torch" / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "resnet18-f37072fd.pth").write_text("operator's weights")
+    for path in (tmp_path, tmp_path / "cache", tmp_path / "cache" / "torch", checkpoints.parent, checkpoints):
+        path.chmod(0o755)
+    platform.instance.cli("weights", "add", str(tmp_path / "cache"))
+    try:
+        _, job, log = run_to_end(platform, tmp_path, "cached", MODEL_CACHE_MAIN)
+    finally:
+        platform.instance.cli("weights", "remove")
+    assert job["status"] == "completed", (job, log)
+    assert "env /job/models/torch /job/models/huggingface 1" in log, log
+    assert "weights operator's weights" in log and "write: refused (OSError)" in log, log
+    assert (checkpoints / "resnet18-f37072fd.pth").read_text() == "operator's weights"
+
+
 PROBE_MAIN = '''import os
 import socket
 
