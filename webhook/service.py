@@ -73,7 +73,8 @@ class Service:
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(MLFLOW_THREADS, "mlflow"))
         self._auth_pool = ThreadPoolExecutor(AUTH_THREADS, "auth")
         self._local_pool = ThreadPoolExecutor(LOCAL_THREADS, "local")
-        self._intake = Intake(self.settings, self._redis, self._queue, self._jobs, local=self._local_pool)
+        self._intake = Intake(self.settings, self._redis, self._queue, self._jobs, local=self._local_pool,
+                              worker_reports=lambda: self.dependencies.state.sandboxes)
         self._dependencies = Dependencies(self.redis_url, self.tracking_uri, self.settings.queue_name)
         await self._dependencies.refresh()
         self._tasks = [asyncio.create_task(task(self)) for task in self._background]

@@ -3,19 +3,17 @@ the GPU check at push time (against a real Redis), and the metrics the leaderboa
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 from mlflow.entities import Metric, Run, RunData, RunInfo, RunTag
-from redis.asyncio import Redis
 
 from leadersboard import contract as c
 from leadersboard.datasets import Dataset
 from leadersboard.job_index import JobRecord
-from leadersboard.local.redis_server import RedisServer
 from leadersboard.rules import SubmissionSpec, check_folder
 from leadersboard.runner.worker import gpu_present
 from leadersboard.runner.working_config import prepare
@@ -86,26 +84,17 @@ def test_a_config_without_platform_keys_is_left_byte_for_byte(tmp_path: Path) ->
     assert prepare(tmp_path, "broken.yaml").removed == () and prepare(tmp_path, "gone.yaml").removed == ()
 
 
-def test_gpu_configs_are_refused_unless_a_live_worker_has_a_gpu(redis_server: RedisServer) -> None:
+def test_gpu_configs_are_refused_unless_a_live_worker_has_a_gpu() -> None:
     gpu_spec, cpu_spec = spec_of(GUIDE_CONFIG), spec_of(GUIDE_CONFIG.replace("accelerator: GPU", "accelerator: cpu"))
     assert gpu_spec is not None and cpu_spec is not None
-
-    async def run() -> tuple[list[str], list[str], list[str], list[str]]:
-        redis = Redis.from_url(redis_server.url)
-        try:
-            none = [str(p) for p in await gpu_problems(redis, [gpu_spec, cpu_spec])]
-            await redis.set(c.sandbox_key("cpu-host:1"), json.dumps({"executor": "process", c.SANDBOX_GPUS: 0}))
-            await redis.set(c.sandbox_key("old-host:2"), json.dumps({"executor": "process"}))  # an older worker
-            cpu_only = [str(p) for p in await gpu_problems(redis, [gpu_spec])]
-            await redis.set(c.sandbox_key("gpu-host:3"), json.dumps({"executor": "docker", c.SANDBOX_GPUS: 1}))
-            with_gpu = [str(p) for p in await gpu_problems(redis, [gpu_spec])]
-            cpu_asks = [str(p) for p in await gpu_problems(redis, [cpu_spec])]
-            return none, cpu_only, with_gpu, cpu_asks
-        finally:
-            await redis.delete(*[c.sandbox_key(w) for w in ("cpu-host:1", "old-host:2", "gpu-host:3")])
-            await redis.aclose()
-
-    none, cpu_only, with_gpu, cpu_asks = asyncio.run(run())
+    reports: dict[str, dict[str, Any]] = {}  # the live workers' reports, as the service's watcher reads them
+    none = [str(p) for p in gpu_problems(reports, [gpu_spec, cpu_spec])]
+    reports["cpu-host:1"] = {"executor": "process", c.SANDBOX_GPUS: 0}
+    reports["old-host:2"] = {"executor": "process"}  # an older worker
+    cpu_only = [str(p) for p in gpu_problems(reports, [gpu_spec])]
+    reports["gpu-host:3"] = {"executor": "docker", c.SANDBOX_GPUS: 1}
+    with_gpu = [str(p) for p in gpu_problems(reports, [gpu_spec])]
+    cpu_asks = [str(p) for p in gpu_problems(reports, [cpu_spec])]
     assert len(none) == 1 and none[0].startswith("[accelerator] m/config.yaml: trainer.accelerator is 'gpu'")
     assert "no worker of this instance has a GPU" in none[0] and "'accelerator: auto'" in none[0]
     assert cpu_only == none and with_gpu == [] and cpu_asks == []

@@ -40,7 +40,7 @@ from .behalf import PreparedCommit, check_tree
 from .behalf import prepare as prepare_commit
 from .behalf import publish as publish_commit
 from .checks import ChecksTimedOut, RuleChecker
-from .gpus import gpu_problems
+from .gpus import WorkerReports, gpu_problems
 from .push import FolderSubmission, PushOptions, RefUpdate, analyze_push, count_changed_folders, parse_push_options
 from .uploads import BranchBusy, Upload, UploadError, UploadRefused, UploadRejected
 
@@ -75,8 +75,10 @@ class HookReply:
 
 class Intake:
     def __init__(self, settings: Settings, redis: Redis, queue: ArqRedis, jobs: JobStore,
-                 checker: RuleChecker | None = None, local: Executor | None = None) -> None:
+                 checker: RuleChecker | None = None, local: Executor | None = None,
+                 worker_reports: Callable[[], WorkerReports] = dict) -> None:
         self.settings = settings
+        self.worker_reports = worker_reports  # the live workers' reports, as the dependency watcher last read them
         self.checker = checker or RuleChecker()
         # The repository's and the database's work, in threads of its own: never behind MLflow calls.
         self.local = local
@@ -109,7 +111,7 @@ class Intake:
         except ChecksTimedOut as exc:
             return _rejection([f"[submission-size] {exc}. Fix: make the submission smaller"])
         problems += analysis.problems
-        problems += await gpu_problems(self.redis, [item.spec for item in analysis.submissions])
+        problems += gpu_problems(self.worker_reports(), [item.spec for item in analysis.submissions])
         if problems:
             return _rejection([str(p) for p in problems])
         if not analysis.submissions:
@@ -174,7 +176,7 @@ class Intake:
                         prepared.judge(await self._check_upload(prepared))
                     if prepared.submission is None:
                         raise UploadRejected(prepared.problems)
-                    no_gpu = await gpu_problems(self.redis, [prepared.submission.spec])
+                    no_gpu = gpu_problems(self.worker_reports(), [prepared.submission.spec])
                     if no_gpu:
                         raise UploadRejected(no_gpu)
                     subs, refusal = await self.admit(user, push_id, [prepared.submission], options)
