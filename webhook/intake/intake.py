@@ -19,6 +19,7 @@ import json
 import logging
 import secrets
 import time
+import weakref
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import Executor
@@ -89,7 +90,7 @@ class Intake:
         self.jobs = jobs
         self._background: set[asyncio.Task[None]] = set()
         self._branch_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._job_locks: dict[str, tuple[asyncio.Lock, int]] = {}  # submission -> its lock, how many use it
+        self._job_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def pre_receive(
         self, user: str, push_id: str, updates_text: str, quarantine: str | None, raw_options: list[str]
@@ -287,17 +288,11 @@ class Intake:
     @contextlib.asynccontextmanager
     async def _turn(self, key: str) -> AsyncIterator[None]:
         """One at a time per `key` in this service (its only process); the lock goes when nobody holds or awaits it."""
-        lock, users = self._job_locks.get(key, (asyncio.Lock(), 0))
-        self._job_locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            users = self._job_locks[key][1] - 1
-            if users:
-                self._job_locks[key] = (lock, users)
-            else:
-                del self._job_locks[key]
+        lock = self._job_locks.get(key)
+        if lock is None:
+            lock = self._job_locks[key] = asyncio.Lock()
+        async with lock:  # the callers' references keep it in the weak map while they hold or await it
+            yield
 
     async def hand_over(self, sub: Submission, fresh: bool = False) -> bool:
         """Submit the recorded submission's job; False when MLflow or Redis failed (the submission
