@@ -292,8 +292,10 @@ def _load_yaml(raw: bytes, shown: str, rule: str) -> tuple[Any, Problem | None]:
         mark = getattr(exc, "problem_mark", None)
         reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         line = mark.line + 1 if mark is not None else None
-        return None, Problem(rule, shown, f"not valid YAML: {reason}",
-                             "correct the YAML syntax (indentation, ':' after keys, quotes)", line)
+        fix = ("write the values out, without anchors and aliases, in a file under 256 KiB and 64 levels deep"
+               if isinstance(exc, safe_yaml.UnsafeYaml)  # a bound, not a syntax error
+               else "correct the YAML syntax (indentation, ':' after keys, quotes)")
+        return None, Problem(rule, shown, f"not valid YAML: {reason}", fix, line)
 
 
 def _unsafe_path(path: str) -> bool:

@@ -79,6 +79,7 @@ class Service:
         await self._dependencies.refresh()
         self._tasks = [asyncio.create_task(task(self)) for task in self._background]
         self._tasks.append(asyncio.create_task(self._dependencies.watch()))
+        self._tasks.append(asyncio.create_task(self._intake.checker.warm()))
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -45,6 +45,12 @@ class RuleChecker:
             self._end(pool)
             raise ChecksTimedOut(f"checking the files took longer than {self.deadline:.0f} s") from None
 
+    async def warm(self) -> None:
+        """Start the checker processes and load the rules in them now, at the service's start: else the
+        first push after a start pays for it (seconds, tens of seconds on a busy host)."""
+        with contextlib.suppress(Exception):  # a pool that cannot start says so on the first real check
+            await asyncio.gather(*(self.run(_load_the_rules) for _ in range(self.workers)))
+
     def close(self) -> None:
         if self._pool is not None:
             self._end(self._pool)
@@ -62,3 +68,8 @@ class RuleChecker:
         for process in processes:
             with contextlib.suppress(OSError, ValueError):
                 process.kill()
+
+
+def _load_the_rules() -> None:
+    """Run in a checker process: import what the checks need (what a fresh interpreter loads once)."""
+    from . import behalf, push  # noqa: F401  (the push's and the upload's rules, and all they import)
