@@ -26,6 +26,7 @@ from leadersboard.local.ports import free_port
 
 DEMO_USER = "demo"
 JOB_APPEARS_SECONDS = 60
+HEALTHY_SECONDS = 300  # a first start on a slow or busy host: MLflow alone may take 90 s, the worker imports torch
 STATUS_ICONS = {JobStatus.PENDING: "⏳", JobStatus.RUNNING: "⏳", JobStatus.COMPLETED: "✅", JobStatus.FAILED: "❌",
                 JobStatus.CANCELLED: "⛔"}
 
@@ -135,8 +136,9 @@ def _push_example(home: Path, port: int, token: str, echo: Echo) -> list[str]:
     return [line.split(" job ", 1)[1].split()[0] for line in remote if " job " in line]
 
 
-def _wait_healthy(port: int, server: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def _wait_healthy(port: int, server: subprocess.Popen[bytes], timeout: float = HEALTHY_SECONDS) -> None:
     deadline = time.monotonic() + timeout
+    last = "no answer"
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise DemoError(f"the platform stopped (exit {server.returncode}); see serve.log in the instance")
@@ -144,9 +146,22 @@ def _wait_healthy(port: int, server: subprocess.Popen[bytes], timeout: float = 6
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
                 if answer.status == 200:
                     return
+        except urllib.error.HTTPError as exc:  # 503 while Redis, MLflow or the worker is still starting
+            last = _still_down(exc.read())
         except OSError:
-            time.sleep(0.2)
-    raise DemoError("the platform did not become healthy in time")
+            pass
+        time.sleep(0.5)
+    raise DemoError(f"the platform did not become healthy within {timeout:.0f} s ({last}); "
+                    "see serve.log in the instance")
+
+
+def _still_down(body: bytes) -> str:
+    try:
+        state = json.loads(body)
+    except ValueError:
+        return "no answer"
+    down = [name for name in ("redis", "mlflow", "workers") if state.get(name) != "ok"]
+    return "still starting: " + ", ".join(down) if down else "no answer"
 
 
 def _run(args: list[str], env: dict[str, str], cwd: Path | None = None) -> str:

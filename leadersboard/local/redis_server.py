@@ -13,6 +13,8 @@ import redis
 
 from .ports import free_port, listening
 
+START_SECONDS = 30  # loading a large AOF, or a busy host
+
 
 class RedisStartError(Exception):
     """redis-server is missing or did not come up."""
@@ -63,7 +65,7 @@ def start_redis(directory: Path, port: int | None = None, appendonly: bool = Tru
     process.stdin.write(config.encode())
     process.stdin.close()
     server = RedisServer(process, port, password)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + START_SECONDS
     client = redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=1)
     try:
         while True:
