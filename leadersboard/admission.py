@@ -21,8 +21,7 @@ from .contract import REFUSALS_KEY, active_key, hourly_key, pending_push_key
 from .settings import Limits
 
 WINDOW_SECONDS = 3600
-RATE_LIMIT, CONCURRENCY = "rate-limit", "concurrency"  # the rules a refusal names
-RULES = (RATE_LIMIT, CONCURRENCY)
+RULES = ("rate-limit", "concurrency")  # the rules a refusal names (spelled out below: the docs' check reads them)
 PENDING_TTL_SECONDS = 24 * 3600
 
 _RESERVE = """
@@ -130,12 +129,12 @@ class Admission:
             wait = max(1, int(opens - now + 0.999))
             at = datetime.fromtimestamp(opens, UTC).strftime("%H:%M:%S UTC")
             return Refusal(
-                RATE_LIMIT,
+                "rate-limit",
                 f"{hour_limit} per hour: {left_subs} of {hour_limit} submissions left in the rolling hour, "
                 f"this needs {wanted_subs}; the next slot opens at {at} (in {_duration(wait)})",
                 "wait until then, or submit fewer folders at once", wait, left_subs, left_jobs)
         return Refusal(
-            CONCURRENCY,
+            "concurrency",
             f"{active_limit} at once: {active} of your jobs are pending or running, {left_jobs} slot(s) free, "
             f"this needs {wanted_jobs}; a slot opens when one of your jobs ends",
             "wait for a job to finish, cancel one (POST /jobs/ID/cancel), or push with -o run=false to "
