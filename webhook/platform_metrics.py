@@ -16,10 +16,11 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
+from leadersboard import job_durations
 from leadersboard.admission import RULES, refusals
 from leadersboard.contract import HEALTH_CHECK_SUFFIX, SANDBOX_REPORTED_AT, active_key, heartbeat_key, sandbox_key
 
-from .metrics_text import Family
+from .metrics_text import Family, number
 from .service import Service
 
 STATUSES = ("pending", "running")  # what Redis knows of a job; how jobs ended is in MLflow only
@@ -35,6 +36,7 @@ class LiveState:
     workers: dict[str, dict[str, Any]]  # worker id -> its sandbox report
     polling: bool  # arq's health key is fresh: some worker polls the queue
     refusals: dict[str, int]  # admission rule -> requests refused
+    durations: dict[str, job_durations.Histogram]  # resource class ("": none named) -> run times
 
 
 async def read_live(redis: Redis, queue_name: str) -> LiveState:
@@ -49,7 +51,7 @@ async def read_live(redis: Redis, queue_name: str) -> LiveState:
         if raw is not None:
             workers[key.decode().removeprefix(sandbox_key(""))] = json.loads(raw)
     polling = bool(await cast(Awaitable[int], redis.exists(queue_name + HEALTH_CHECK_SUFFIX)))
-    return LiveState(queued, running, active, workers, polling, await refusals(redis))
+    return LiveState(queued, running, active, workers, polling, await refusals(redis), await job_durations.read(redis))
 
 
 async def collect(service: Service) -> list[Family]:
@@ -106,7 +108,26 @@ async def _live_families(service: Service, live: LiveState, default: str) -> lis
         .add(live.polling),
         ages,
         refused,
+        _durations(live.durations, names, default),
     ]
+
+
+def _durations(found: dict[str, job_durations.Histogram], names: list[str], default: str) -> Family:
+    family = Family("leadersboard_job_duration_seconds", "histogram",
+                    "Run time of the jobs that ended on a worker, per resource class.")
+    merged: dict[str, job_durations.Histogram] = {}
+    for cls, histogram in found.items():  # a job that named no class ran in the default one
+        into = merged.setdefault(cls or default, job_durations.Histogram())
+        for bound, count in histogram.buckets.items():
+            into.buckets[bound] += count
+        into.sum += histogram.sum
+        into.count += histogram.count
+    for cls in [*names, *sorted(set(merged) - set(names))]:
+        histogram = merged.get(cls, job_durations.Histogram())
+        for bound, count in histogram.buckets.items():
+            family.add(count, "_bucket", resource_class=cls, le=number(bound))
+        family.add(histogram.sum, "_sum", resource_class=cls).add(histogram.count, "_count", resource_class=cls)
+    return family
 
 
 def _count(job_ids: Any, classes: dict[str, str | None], default: str) -> dict[str, int]:

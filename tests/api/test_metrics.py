@@ -5,6 +5,8 @@ exact while other test processes run."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import time
 import uuid
@@ -12,7 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
+from redis.asyncio import Redis
 
+from leadersboard import job_durations
+from leadersboard.contract import SANDBOX_REPORTED_AT, sandbox_key
 from leadersboard.local.mlflow_server import MlflowServer
 from leadersboard.local.redis_server import RedisServer, start_redis
 from leadersboard.users import UserStore
@@ -130,3 +136,25 @@ def test_redis_down_leaves_its_series_out_at_once(api: Api, own_redis: RedisServ
     assert value(samples, "leadersboard_redis_up") == 0 and value(samples, "leadersboard_mlflow_up") == 1
     assert value(samples, "leadersboard_jobs_created_total", resource_class="medium") == 0
     assert not any(name in ("leadersboard_queue_depth", "leadersboard_jobs") for name, _ in samples)
+
+
+def test_workers_and_run_times_as_workers_report_them(api: Api, own_redis: RedisServer) -> None:
+    sync = redis.Redis.from_url(own_redis.url)
+    sync.set(sandbox_key("host:1"), json.dumps({"executor": "process", SANDBOX_REPORTED_AT: time.time() - 5}), ex=30)
+    sync.close()
+
+    async def two_jobs_ended() -> None:  # what a worker adds when a job ends
+        client = Redis.from_url(own_redis.url)
+        await job_durations.observe(client, "small", 90.5)
+        await job_durations.observe(client, None, 30)  # no class named: the default, medium
+        await client.aclose()
+
+    asyncio.run(two_jobs_ended())
+    samples = scrape(api)
+    assert value(samples, "leadersboard_workers") == 1
+    assert 5 <= value(samples, "leadersboard_worker_heartbeat_age_seconds", worker="host:1") < 8
+    bucket = "leadersboard_job_duration_seconds_bucket"
+    assert [value(samples, bucket, resource_class="small", le=le) for le in ("60", "300", "+Inf")] == [0, 1, 1]
+    assert value(samples, "leadersboard_job_duration_seconds_sum", resource_class="small") == 90.5
+    assert value(samples, bucket, resource_class="medium", le="60") == 1
+    assert value(samples, "leadersboard_job_duration_seconds_count", resource_class="large") == 0
