@@ -7,6 +7,7 @@ the push settles; a push that does not land gives its slots back, so a refused p
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -14,11 +15,13 @@ from datetime import UTC, datetime
 from typing import cast
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
-from .contract import active_key, hourly_key, pending_push_key
+from .contract import REFUSALS_KEY, active_key, hourly_key, pending_push_key
 from .settings import Limits
 
 WINDOW_SECONDS = 3600
+RULES = ("rate-limit", "concurrency")  # the rules a refusal names (spelled out below: the docs' check reads them)
 PENDING_TTL_SECONDS = 24 * 3600
 
 _RESERVE = """
@@ -113,8 +116,8 @@ class Admission:
         ok, used, active, oldest = await self._reserve(keys=keys, args=args)
         if ok:
             return None
-        return self._refusal(len(submission_ids), len(job_ids), int(used), int(active),
-                             float(oldest) if oldest else None, now)
+        return await self._counted(self._refusal(len(submission_ids), len(job_ids), int(used), int(active),
+                                                 float(oldest) if oldest else None, now))
 
     def _refusal(self, wanted_subs: int, wanted_jobs: int, used: int, active: int,
                  oldest: float | None, now: float) -> Refusal:
@@ -148,7 +151,15 @@ class Admission:
             return None
         oldest = await self.redis.zrangebyscore(hourly_key(user), now - WINDOW_SECONDS, "+inf", start=0, num=1,
                                                 withscores=True)
-        return self._refusal(submissions, jobs, used, active, float(oldest[0][1]) if oldest else None, now)
+        return await self._counted(
+            self._refusal(submissions, jobs, used, active, float(oldest[0][1]) if oldest else None, now))
+
+    async def _counted(self, refusal: Refusal) -> Refusal:
+        """The refusal, counted by rule for GET /metrics (a request refused by `precheck` never reaches
+        `reserve`, so each refused request counts once). A failed count never changes the answer."""
+        with contextlib.suppress(RedisError):
+            await cast(Awaitable[int], self.redis.hincrby(REFUSALS_KEY, refusal.rule, 1))
+        return refusal
 
     async def release(self, user: str, submission_ids: list[str], job_ids: list[str]) -> None:
         """Give back slots (a push that did not land, a job that ended: job ids only)."""
@@ -175,6 +186,12 @@ class Admission:
         """The ids of all pushes with unsettled reservations."""
         prefix = pending_push_key("")
         return [key.decode().removeprefix(prefix) async for key in self.redis.scan_iter(match=prefix + "*")]
+
+
+async def refusals(redis: Redis) -> dict[str, int]:
+    """How many requests each rule refused, ever (every process's together)."""
+    raw = await cast(Awaitable[dict[bytes, bytes]], redis.hgetall(REFUSALS_KEY))
+    return {rule.decode(): int(count) for rule, count in raw.items()}
 
 
 def _duration(seconds: int) -> str:

@@ -43,6 +43,13 @@ def sandbox_key(worker_id: str) -> str:
 
 
 SANDBOX_GPUS = "gpus"  # the sandbox report's field: GPUs a job of this worker sees (0 on a CPU-only worker)
+SANDBOX_REPORTED_AT = "reported_at"  # the sandbox report's field: unix time the worker last wrote it (its heartbeat)
+
+# Hash: admission rule -> how many requests it refused, ever. A hash in Redis, not a counter in one process,
+# so that the refusals of every process (API, hooks' handler) add up for GET /metrics.
+REFUSALS_KEY = f"{PREFIX}:refusals"
+# Hash: the run times of jobs that ended on a worker, as a histogram per resource class (see job_durations.py).
+DURATIONS_KEY = f"{PREFIX}:durations"
 
 
 # ------------------------------------------------------------------------------------------ queue

@@ -25,6 +25,7 @@ _AWAITING = (
     "'' AS scoring, s.folder, s.commit_id, s.entrypoint, s.config_file, s.metadata "
     "FROM submissions s WHERE s.job_id = ?"
 )
+_CLASSES = "SELECT id, resource_class FROM jobs WHERE id IN"
 IN_CHUNK = 500  # run ids per query (SQLite allows 999 parameters by default, older builds)
 
 
@@ -85,6 +86,23 @@ class JobIndex:
         with db.connect(self.db_path) as conn:
             rows = conn.execute(f"{_SELECT} WHERE j.user = ? ORDER BY j.created_at DESC, j.id", (user,)).fetchall()
         return [_record(row) for row in rows]
+
+    def count_by_class(self) -> dict[str | None, int]:
+        """How many jobs were ever made, per resource class (None: the job named none)."""
+        with db.connect(self.db_path) as conn:
+            rows = conn.execute("SELECT resource_class, COUNT(*) AS n FROM jobs GROUP BY resource_class").fetchall()
+        return {row["resource_class"]: int(row["n"]) for row in rows}
+
+    def classes(self, job_ids: list[str]) -> dict[str, str | None]:
+        """The resource class of each of those jobs that this instance made (job id -> class)."""
+        found: dict[str, str | None] = {}
+        with db.connect(self.db_path) as conn:
+            for start in range(0, len(job_ids), IN_CHUNK):
+                chunk = job_ids[start:start + IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for row in conn.execute(f"{_CLASSES} ({marks})", chunk):
+                    found[row["id"]] = row["resource_class"]
+        return found
 
     def _one(self, query: str, key: str) -> JobRecord | None:
         with db.connect(self.db_path) as conn:

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from leadersboard import contract as c
-from leadersboard import model_cache
+from leadersboard import job_durations, model_cache
 from leadersboard.dataset_layouts import LayoutError
 from leadersboard.datasets import Dataset
 from leadersboard.jobs import Job, JobStatus, JobStore
@@ -110,6 +110,7 @@ async def run_job(ctx: dict[str, Any], job_id: str, run_id: str) -> str:
     if job.status != JobStatus.PENDING:  # a replayed queue entry: the job ran or ended already
         return f"skipped ({job.status})"
     await asyncio.to_thread(w.jobs.mark_running, job, w.worker_id)
+    started = time.monotonic()
     scratch = w.settings.scratch_dir / job_id
     await asyncio.to_thread(scratch_folder.create, scratch, w.executor.scratch_size)
     heartbeat = asyncio.create_task(_beat(w, job_id))
@@ -140,6 +141,8 @@ async def run_job(ctx: dict[str, Any], job_id: str, run_id: str) -> str:
             await _to_the_end(_hand_back(w, job, scratch, livelog, heartbeat))
         else:
             await _to_the_end(_finish(w, job, scratch, livelog, ending, heartbeat))
+            with contextlib.suppress(RedisError):  # for GET /metrics only: never a reason to fail the job
+                await job_durations.observe(w.redis, job.resource_class, time.monotonic() - started)
     return ending.status
 
 

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from leadersboard.admission import Admission
-from leadersboard.contract import JOB_FUNCTION, SANDBOX_GPUS, sandbox_key
+from leadersboard.contract import JOB_FUNCTION, SANDBOX_GPUS, SANDBOX_REPORTED_AT, sandbox_key
 from leadersboard.jobs import JobStore
 from leadersboard.periodic import every
 from leadersboard.queue import ride_out_restarts
@@ -68,11 +69,12 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
         # Whether a job here sees a GPU (a docker host without the NVIDIA runtime gives none): admission
         # refuses `accelerator: gpu` when no live worker has one.
         gpus = 1 if executor.view(settings.scratch_dir, gpu).gpu and gpu_present(gpu) else 0
-        report = json.dumps({"executor": executor.name, "level": confinement.level, "summary": confinement.summary,
-                             SANDBOX_GPUS: gpus})
+        report = {"executor": executor.name, "level": confinement.level, "summary": confinement.summary,
+                  SANDBOX_GPUS: gpus}
 
-        async def publish() -> None:  # what /healthz says about this worker's jobs
-            await redis.set(sandbox_key(worker_id), report, ex=3 * HEALTH_CHECK_SECONDS)
+        async def publish() -> None:  # what /healthz says about this worker's jobs; its time is the heartbeat
+            await redis.set(sandbox_key(worker_id), json.dumps({**report, SANDBOX_REPORTED_AT: time.time()}),
+                            ex=3 * HEALTH_CHECK_SECONDS)
 
         ctx["sandbox_report"] = asyncio.create_task(every(HEALTH_CHECK_SECONDS, publish, "sandbox report"))
         ctx["site"] = site

@@ -18,7 +18,7 @@ from leadersboard.settings import Settings
 from .errors import install_error_handlers
 from .git_http import GitHttpApp
 from .mlflow_gateway import MlflowGateway
-from .routes import health, hooks, jobs, submissions
+from .routes import health, hooks, jobs, metrics, submissions
 from .service import Background, Service, Supervision
 from .web import create_web_app
 
@@ -44,7 +44,7 @@ def create_app(settings: Settings, expect_workers: bool = False, reconcile: bool
 
     api = FastAPI(title="LeadersBoard", version=__version__, lifespan=lifespan)
     api.state.service = service
-    for module in (health, hooks, jobs, submissions):
+    for module in (health, hooks, jobs, metrics, submissions):
         api.include_router(module.router)
     # The published site is a link swapped atomically; StaticFiles resolves it on every request.
     api.mount("/leaderboard", StaticFiles(directory=settings.site_dir, html=True, check_dir=False), name="leaderboard")

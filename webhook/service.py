@@ -8,12 +8,13 @@ import contextlib
 import os
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool, Redis
 
 from leadersboard.admission import Admission
+from leadersboard.job_index import JobIndex
 from leadersboard.jobs import JobStore
 from leadersboard.periodic import every
 from leadersboard.settings import Settings
@@ -23,6 +24,7 @@ from .dependencies import Dependencies
 from .git_http import PushRegistry
 from .intake import Intake
 
+T = TypeVar("T")
 REDIS_TIMEOUT = 2.0  # seconds, for connecting and for every answer
 # The service's MLflow calls (it only reads runs and writes a job's first tags): short, retried once.
 MLFLOW_CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
@@ -48,6 +50,7 @@ class Service:
         self.expect_workers = expect_workers
         self.supervision = supervision
         self.users = UserStore(settings.db_path)
+        self.job_index = JobIndex(settings.db_path)
         self.pushes = PushRegistry()
         self._background = [*background] + ([_reconcile_pushes] if reconcile else [])
         self._tasks: list[asyncio.Task[None]] = []
@@ -129,6 +132,10 @@ class Service:
     async def authenticate(self, name: str | None, token: str) -> Caller | None:
         return await asyncio.get_running_loop().run_in_executor(self._auth_pool, self.users.authenticate, token,
                                                                 name)
+
+    async def read_index(self, read: Callable[..., T], *args: Any) -> T:
+        """A read of the instance database off the loop, beside signing in (never behind MLflow calls)."""
+        return await asyncio.get_running_loop().run_in_executor(self._auth_pool, read, *args)
 
     async def run_owner(self, run_id: str) -> str | None:
         """The user whose job made MLflow run `run_id` (the job index), or None."""
