@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from redis.asyncio import Redis
 
@@ -21,7 +21,9 @@ from leadersboard.admission import RULES, refusals
 from leadersboard.contract import HEALTH_CHECK_SUFFIX, SANDBOX_REPORTED_AT, active_key, heartbeat_key, sandbox_key
 
 from .metrics_text import Family, number
-from .service import Service
+
+if TYPE_CHECKING:  # the CLI's `status` reads Redis through this module: not the service's imports (MLflow)
+    from .service import Service
 
 STATUSES = ("pending", "running")  # what Redis knows of a job; how jobs ended is in MLflow only
 

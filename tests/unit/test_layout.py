@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -86,3 +87,11 @@ def test_only_the_cli_imports_the_service_and_the_worker_together() -> None:
     for folder, package in (("webhook", "leadersboard.webhook"), ("site-generator", "leadersboard.site_generator")):
         for path, inner in modules_under(ROOT / folder, package):
             assert not any(m.startswith("leadersboard.runner") for m in imports_of(path, inner)), path
+
+
+def test_the_command_line_starts_without_mlflow_or_torch() -> None:
+    """Every `leadersboard` command pays for what `cli.main` imports: MLflow costs seconds of CPU, and
+    tests and operators run many short commands. A command imports its heavy parts when it runs."""
+    probe = "import sys, leadersboard.cli.main; print(sorted({'mlflow', 'torch', 'anomalib'} & set(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
