@@ -1,4 +1,5 @@
-"""The `leadersboard` command group: operators' commands (`admin`, `status`) and the platform's (`platform`)."""
+"""The `leadersboard` command group: operators' commands (`admin`, `status`, `worker_tokens`) and the
+platform's (`platform`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 
 import click
 
-from . import admin, platform, status
+from . import admin, platform, status, worker_tokens
 
 QUIET_MLFLOW = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
                 "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
@@ -23,5 +24,5 @@ def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request: MLflow is checked every second
 
 
-for command in (*admin.COMMANDS, *platform.COMMANDS, status.status):
+for command in (*admin.COMMANDS, *platform.COMMANDS, status.status, worker_tokens.worker_token):
     main.add_command(command)

@@ -1,4 +1,4 @@
-"""The instance's SQLite database: users, tokens, submissions and the job index.
+"""The instance's SQLite database: users, tokens, submissions, the job index and worker tokens.
 
 One short-lived connection per unit of work; WAL mode lets the API, the hooks' handlers and the
 CLI read while one of them writes.
@@ -56,6 +56,12 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user, created_at);
 CREATE INDEX IF NOT EXISTS jobs_run ON jobs(run_id);  -- a run's owner, for the MLflow gateway
+CREATE TABLE IF NOT EXISTS worker_tokens (
+    name TEXT PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL,
+    revoked_at REAL
+);
 """
 
 

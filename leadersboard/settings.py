@@ -86,6 +86,9 @@ class ServerSection:
     redis_url: str = ""
     mlflow_tracking_uri: str = ""
     public_url: str = ""
+    # What worker hosts are told to use (GET /workers/join); empty: this server's, by the host they reached
+    worker_redis_url: str = ""
+    worker_mlflow_url: str = ""
 
 
 SECTIONS = ("limits", "runner", "datasets", "server", "access", "resource_classes")
@@ -119,6 +122,8 @@ class Settings:
     mlflow_port: int = 5010
     public_url: str | None = None
     queue_name: str = "leadersboard:queue"
+    worker_redis_url: str | None = None
+    worker_mlflow_url: str | None = None
 
     @property
     def config_path(self) -> Path:
@@ -243,6 +248,8 @@ class Settings:
             web_port=server.web_port,
             mlflow_port=server.mlflow_port,
             public_url=server.public_url or None,
+            worker_redis_url=server.worker_redis_url or None,
+            worker_mlflow_url=server.worker_mlflow_url or None,
         )
         return settings.with_overrides(
             redis_url=env.get("LEADERSBOARD_REDIS_URL") or None,

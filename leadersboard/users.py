@@ -30,10 +30,12 @@ class User:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who a request comes from: a participant, or an admin (who reads everything, writes no result)."""
+    """Who a request comes from: a participant, an admin (who reads everything, writes no result), or a
+    worker host (`worker`: reads every submission's code and writes job results, nothing else)."""
 
     name: str
     admin: bool = False
+    worker: bool = False
 
 
 class UserStore:

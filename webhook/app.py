@@ -18,7 +18,7 @@ from leadersboard.settings import Settings
 from .errors import install_error_handlers
 from .git_http import GitHttpApp
 from .mlflow_gateway import MlflowGateway
-from .routes import health, hooks, jobs, metrics, submissions
+from .routes import health, hooks, jobs, metrics, submissions, workers
 from .service import Background, Service, Supervision
 from .web import create_web_app
 
@@ -30,7 +30,7 @@ def create_app(settings: Settings, expect_workers: bool = False, reconcile: bool
     service = Service(settings, expect_workers=expect_workers, reconcile=reconcile, background=background,
                       supervision=supervision)
     # Participants read MLflow only through here; the platform's own clients use the tracking URI directly.
-    mlflow = MlflowGateway(settings.mlflow_tracking_uri, service.authenticate, service.run_owner)
+    mlflow = MlflowGateway(settings.mlflow_tracking_uri, service.authenticate_member, service.run_owner)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -44,13 +44,13 @@ def create_app(settings: Settings, expect_workers: bool = False, reconcile: bool
 
     api = FastAPI(title="LeadersBoard", version=__version__, lifespan=lifespan)
     api.state.service = service
-    for module in (health, hooks, jobs, metrics, submissions):
+    for module in (health, hooks, jobs, metrics, submissions, workers):
         api.include_router(module.router)
     # The published site is a link swapped atomically; StaticFiles resolves it on every request.
     api.mount("/leaderboard", StaticFiles(directory=settings.site_dir, html=True, check_dir=False), name="leaderboard")
     install_error_handlers(api)
 
-    git = GitHttpApp(settings.home, service.authenticate, service.pushes, service.push_ended,
+    git = GitHttpApp(settings.home, service.authenticate_member, service.pushes, service.push_ended,
                      code_public=lambda: settings.current_access().code_visibility == "public")
     # The web form shares this process, its service and its lifespan; it answers on its own port.
     web = create_web_app(service)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from leadersboard.users import Caller
+from leadersboard.worker_tokens import is_worker_token
 
 from .errors import unavailable
 from .service import Service
@@ -27,6 +28,10 @@ async def current_user(request: Request, service: ServiceDep) -> Caller:
         raise HTTPException(401, "Missing token: send 'Authorization: Bearer <token>'",
                             headers={"WWW-Authenticate": 'Bearer realm="LeadersBoard"'})
     caller = await service.authenticate(None, token.strip())
+    if caller is None and is_worker_token(token.strip()):
+        raise HTTPException(401, "This is a worker token: it joins a worker host (leadersboard worker --server), "
+                                 "the API takes a user's token",
+                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
     if caller is None:
         raise HTTPException(401, "Invalid or revoked token",
                             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
@@ -34,6 +39,25 @@ async def current_user(request: Request, service: ServiceDep) -> Caller:
 
 
 CurrentUser = Annotated[Caller, Depends(current_user)]
+
+
+async def current_worker(request: Request, service: ServiceDep) -> Caller:
+    """A worker host, by its worker token (Bearer); a user's token is refused (403)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(401, "Missing token: send 'Authorization: Bearer <worker token>'",
+                            headers={"WWW-Authenticate": 'Bearer realm="LeadersBoard"'})
+    caller = await service.authenticate(None, token.strip(), workers=True)
+    if caller is None:
+        raise HTTPException(401, "Invalid or revoked worker token",
+                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    if not caller.worker:
+        raise HTTPException(403, "Only worker hosts join: an operator makes a worker token with "
+                                 "'leadersboard worker-token add NAME'")
+    return caller
+
+
+CurrentWorker = Annotated[Caller, Depends(current_worker)]
 
 
 async def dependencies_up(service: ServiceDep) -> None:

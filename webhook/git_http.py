@@ -7,7 +7,8 @@ and hangs large pushes. Only the three smart-protocol endpoints of the one repos
 Code stays private (`access.code_visibility: private`): for a participant, upload-pack hides every
 other user's branches (`uploadpack.hideRefs`, the caller's own namespace unhidden) and speaks
 protocol v0, which hands out only what it advertised (v2 would give a hidden commit to whoever
-asks for it by id). Admins, and everyone once the code is public, fetch everything.
+asks for it by id). Admins, and everyone once the code is public, fetch everything. A worker host
+(its worker token) fetches any commit by id and pushes nothing.
 """
 
 from __future__ import annotations
@@ -90,6 +91,10 @@ class GitHttpApp:
             await _plain(send, 401, b"Authentication required: user name and API token\n",
                          [(b"www-authenticate", BASIC_CHALLENGE)])
             return
+        pushing = path.endswith("git-receive-pack") or "service=git-receive-pack" in str(scope.get("query_string"))
+        if pushing and caller.worker:
+            await _plain(send, 403, b"A worker token reads submissions; it pushes nothing\n")
+            return
         push_id = self.pushes.open(caller.name) if path.endswith("git-receive-pack") else None
         try:
             await self._run_backend(scope, receive, send, path, caller, push_id)
@@ -145,7 +150,9 @@ class GitHttpApp:
             value = _header(scope, header)
             if value is not None:
                 env[var] = value
-        if not caller.admin and not self.code_public():
+        if caller.worker:  # fetches a job's commit by its id, wherever it is (a later push may have moved the branch)
+            env.update(_config_env([("uploadpack.allowAnySHA1InWant", "true")]))
+        elif not caller.admin and not self.code_public():
             env.pop("GIT_PROTOCOL", None)  # v0: only advertised tips can be fetched
             env.update(private_code_config(caller.name))
         if push_id is not None:
@@ -162,6 +169,11 @@ def private_code_config(user: str) -> dict[str, str]:
     pairs = [("uploadpack.hideRefs", "refs/heads/users/"), ("uploadpack.hideRefs", "!" + user_branch(user)),
              ("uploadpack.allowTipSHA1InWant", "false"), ("uploadpack.allowReachableSHA1InWant", "false"),
              ("uploadpack.allowAnySHA1InWant", "false")]
+    return _config_env(pairs)
+
+
+def _config_env(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """git config for one process through its environment (GIT_CONFIG_COUNT/KEY/VALUE)."""
     env = {"GIT_CONFIG_COUNT": str(len(pairs))}
     for index, (key, value) in enumerate(pairs):
         env[f"GIT_CONFIG_KEY_{index}"] = key

@@ -5,14 +5,15 @@ ASGI app, a third socket of the service's server, stands in front of it. A reque
 its caller signs in (HTTP Basic with user name and API token, as git; or a Bearer token), it is one
 of MLflow's reads (mlflow_rules.py: an allowlist, so anything else is refused with 403), and the
 caller may read it (mlflow_access.py: a run's artifacts are its owner's and admins'). It is then
-sent on without the caller's credentials and MLflow's answer streams back.
+sent on without the caller's credentials and MLflow's answer streams back. A worker host, signed in
+with its worker token, is the one caller whose writes pass: it records the jobs it runs.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 from starlette.types import Message, Receive, Scope, Send
@@ -84,6 +85,10 @@ class MlflowGateway:
         caller = await self._caller(scope)
         if self.upstream is None or self.access is None:
             raise Refusal(503, "No MLflow server behind this gateway: the platform tracks jobs in a local store")
+        if caller.worker:  # a worker host records its jobs: MLflow's whole API, bodies streamed (artifacts)
+            stream = None if method in ("GET", "HEAD") else _stream_body(receive)
+            await self._forward(scope, send, path, Checked(query, b""), stream, writes=True)
+            return
         if is_landing(method, path, query):
             await send({"type": "http.response.start", "status": 200, "headers": LANDING_HEADERS})
             await send({"type": "http.response.body", "body": LANDING_PAGE if method == "GET" else b""})
@@ -113,12 +118,14 @@ class MlflowGateway:
             raise sign_in_needed("Invalid or revoked token")
         return caller
 
-    async def _forward(self, scope: Scope, send: Send, path: str, checked: Checked) -> None:
+    async def _forward(self, scope: Scope, send: Send, path: str, checked: Checked,
+                       stream: AsyncIterator[bytes] | None = None, writes: bool = False) -> None:
         assert self.upstream is not None
         headers = list(scope["headers"])
         if checked.content_type is not None:
             headers = [(k, v) for k, v in headers if k != b"content-type"] + [(b"content-type", checked.content_type)]
-        async with self.upstream.open(scope["method"], path, checked.query, headers, checked.body) as response:
+        body = stream if stream is not None else checked.body
+        async with self.upstream.open(scope["method"], path, checked.query, headers, body, writes) as response:
             if response.status_code == 401:  # MLflow wants credentials of its own: the operator's to fix
                 log.warning("the tracking server asks the gateway for credentials (401)")
                 raise Refusal(502, "The tracking server behind the gateway refused it")
@@ -140,6 +147,18 @@ async def _json(send: Send, refusal: Refusal) -> None:
                 "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-store"),
                             (b"content-length", str(len(body)).encode()), *refusal.headers]})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _stream_body(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise Refusal(400, "The request ended before its body")
+        chunk = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
 
 
 async def _read_body(scope: Scope, receive: Receive) -> bytes:

@@ -73,9 +73,11 @@ class Upstream:
 
     @asynccontextmanager
     async def open(self, method: str, path: str, query: str, headers: list[tuple[bytes, bytes]],
-                   body: bytes) -> AsyncIterator[httpx.Response]:
-        """MLflow's answer to the request, its body not read yet (the caller streams it)."""
-        sent = [(k, v) for k, v in headers if k in REQUEST_HEADERS]
+                   body: bytes | AsyncIterator[bytes], writes: bool = False) -> AsyncIterator[httpx.Response]:
+        """MLflow's answer to the request, its body not read yet (the caller streams it). `writes`: a
+        worker host's request, whose body streams through with its declared length (artifact uploads)."""
+        allowed = REQUEST_HEADERS | {b"content-length"} if writes else REQUEST_HEADERS
+        sent = [(k, v) for k, v in headers if k in allowed]
         # Asked for as the caller asked: the body passes through encoded as MLflow encoded it.
         sent.append((b"accept-encoding", _header(headers, b"accept-encoding") or b"identity"))
         url = self.url(path) + (f"?{query}" if query else "")

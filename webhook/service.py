@@ -19,6 +19,7 @@ from leadersboard.jobs import JobStore
 from leadersboard.periodic import every
 from leadersboard.settings import Settings
 from leadersboard.users import Caller, UserStore
+from leadersboard.worker_tokens import WorkerTokenStore, is_worker_token
 
 from .dependencies import Dependencies
 from .git_http import PushRegistry
@@ -50,6 +51,7 @@ class Service:
         self.expect_workers = expect_workers
         self.supervision = supervision
         self.users = UserStore(settings.db_path)
+        self.worker_tokens = WorkerTokenStore(settings.db_path)
         self.job_index = JobIndex(settings.db_path)
         self.pushes = PushRegistry()
         self._background = [*background] + ([_reconcile_pushes] if reconcile else [])
@@ -129,9 +131,16 @@ class Service:
         assert self._intake is not None, "service not started"
         return self._intake
 
-    async def authenticate(self, name: str | None, token: str) -> Caller | None:
-        return await asyncio.get_running_loop().run_in_executor(self._auth_pool, self.users.authenticate, token,
-                                                                name)
+    async def authenticate(self, name: str | None, token: str, workers: bool = False) -> Caller | None:
+        """The user `token` belongs to; with `workers`, also the worker host (git and MLflow take both)."""
+        loop = asyncio.get_running_loop()
+        if workers and is_worker_token(token):
+            worker = await loop.run_in_executor(self._auth_pool, self.worker_tokens.authenticate, token, name)
+            return Caller(worker, worker=True) if worker is not None else None
+        return await loop.run_in_executor(self._auth_pool, self.users.authenticate, token, name)
+
+    async def authenticate_member(self, name: str | None, token: str) -> Caller | None:
+        return await self.authenticate(name, token, workers=True)
 
     async def read_index(self, read: Callable[..., T], *args: Any) -> T:
         """A read of the instance database off the loop, beside signing in (never behind MLflow calls)."""
