@@ -67,19 +67,37 @@ def _sandbox_line(settings: Settings) -> str:
 
 @click.command()
 @home_option
-@click.option("--gpu", help="The GPU this worker owns (CUDA_VISIBLE_DEVICES for its jobs).")
+@click.option("--server", envvar="LEADERSBOARD_SERVER",
+              help="The server's URL (http[s]://HOST:8010): join it with a worker token, sharing no files with it.")
+@click.option("--token", envvar="LEADERSBOARD_WORKER_TOKEN",
+              help="The worker token ('leadersboard worker-token add NAME' on the server); better given in "
+                   "LEADERSBOARD_WORKER_TOKEN than here, where every user of the host can read it.")
+@click.option("--gpus", help="GPUs to run jobs on, one job on each at a time: 0,1,2,3 (a worker process per GPU).")
+@click.option("--gpu", help="The one GPU this worker owns (CUDA_VISIBLE_DEVICES for its jobs).")
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 @click.option("--executor", type=click.Choice(EXECUTORS), help="How it runs submissions (default: runner.executor).")
-def worker(home: Path | None, gpu: str | None, burst: bool, executor: str | None) -> None:
-    """Run one worker (one per GPU; any number of hosts sharing Redis and MLflow)."""
+def worker(home: Path | None, server: str | None, token: str | None, gpus: str | None, gpu: str | None,
+           burst: bool, executor: str | None) -> None:
+    """Run a worker: on the server's host, or on another one that joins by --server and a worker token."""
+    from leadersboard.runner.remote import JoinError, join
     from leadersboard.runner.worker import build_worker
+
+    from .worker_group import run_group, split_gpus
 
     settings = load_instance(home)
     if executor:
+        os.environ["LEADERSBOARD_EXECUTOR"] = executor  # for the workers of a group
         settings = replace(settings, runner=replace(settings.runner, executor=executor))
+    if bool(server) != bool(token):
+        raise click.ClickException("--server and a worker token go together (--token or LEADERSBOARD_WORKER_TOKEN)")
+    devices = split_gpus(gpus) if gpus else ([gpu] if gpu else [])
+    if len(devices) > 1:
+        run_group(settings, devices, server, token)
+        return
     try:
-        built = build_worker(settings, gpu=gpu, burst=burst)
-    except ValueError as exc:
+        joined = join(server, token) if server and token else None
+        built = build_worker(settings, gpu=devices[0] if devices else None, burst=burst, joined=joined)
+    except (JoinError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     built.run()
 

@@ -28,6 +28,7 @@ from leadersboard.local.ports import free_port
 from leadersboard.local.redis_server import start_redis
 from leadersboard.runner.reconcile import JobReconciler
 from leadersboard.settings import Settings
+from leadersboard.site_generator import SiteBuilder, rebuild_on_requests
 from leadersboard.webhook.app import create_app
 from leadersboard.webhook.service import MLFLOW_CLIENT_ENV, Service
 
@@ -50,13 +51,17 @@ class WorkerProcess:
 
     @classmethod
     def start(cls, settings: Settings, index: int) -> WorkerProcess:
+        return cls.spawn(settings, str(index), {"LEADERSBOARD_REDIS_URL": settings.redis_url or "",
+                                                "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri or ""})
+
+    @classmethod
+    def spawn(cls, settings: Settings, gpu: str, env: dict[str, str]) -> WorkerProcess:
+        """`leadersboard worker --gpu GPU` on `settings.home`, with `env` added (secrets go there, not in argv)."""
         # Not the service's short MLflow timeouts: a worker uploads a job's artifacts.
-        env = {**{k: v for k, v in os.environ.items() if k not in MLFLOW_CLIENT_ENV},
-               "LEADERSBOARD_HOME": str(settings.home),
-               "LEADERSBOARD_REDIS_URL": settings.redis_url or "",
-               "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri or ""}
-        command = [sys.executable, "-m", "leadersboard.cli", "worker", "--gpu", str(index)]
-        return cls(subprocess.Popen(command, env=env, start_new_session=True), settings.runner.stop_grace_seconds)
+        full = {**{k: v for k, v in os.environ.items() if k not in MLFLOW_CLIENT_ENV},
+                "LEADERSBOARD_HOME": str(settings.home), **env}
+        command = [sys.executable, "-m", "leadersboard.cli", "worker", "--gpu", gpu]
+        return cls(subprocess.Popen(command, env=full, start_new_session=True), settings.runner.stop_grace_seconds)
 
     def stop(self) -> None:
         """SIGTERM: the worker lets its job finish for its grace, then hands it back; SIGKILL if it is still there."""
@@ -87,6 +92,17 @@ def listen(host: str, port: int) -> socket.socket:
 
 class ServeError(Exception):
     """`serve` cannot start as configured (a port taken, say)."""
+
+
+async def rebuild_site_for_remote_workers(service: Service) -> None:
+    """Workers on other hosts cannot build this host's site: they ask over Redis, and this builds it."""
+    settings = service.settings
+    site = SiteBuilder(service.tracking_uri, settings.db_path, settings.site_dir, settings.site_cache_path)
+    await site.start()
+    try:
+        await rebuild_on_requests(service.redis, site)
+    finally:
+        await site.stop()
 
 
 async def reconcile_jobs(service: Service) -> None:
@@ -158,8 +174,8 @@ def _serve(settings: Settings, workers: int, lock: InstanceLock) -> None:
         served = settings  # with the URLs of what was started
         supervisor.keep_together([(f"worker {index}", partial(WorkerProcess.start, served, index))
                                   for index in range(workers)])
-        app = create_app(settings, expect_workers=workers > 0, background=[reconcile_jobs],
-                         supervision=supervisor.status)
+        app = create_app(settings, expect_workers=workers > 0,
+                         background=[reconcile_jobs, rebuild_site_for_remote_workers], supervision=supervisor.status)
         config = uvicorn.Config(app, host=settings.api_host,
                                 port=settings.api_port, log_level="warning", lifespan="on")
         print(f"LeadersBoard on {settings.base_url}: git {settings.base_url}/git/submissions.git, "

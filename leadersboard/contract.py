@@ -50,6 +50,8 @@ SANDBOX_REPORTED_AT = "reported_at"  # the sandbox report's field: unix time the
 REFUSALS_KEY = f"{PREFIX}:refusals"
 # Hash: the run times of jobs that ended on a worker, as a histogram per resource class (see job_durations.py).
 DURATIONS_KEY = f"{PREFIX}:durations"
+# Pub/sub channel: a worker on another host says a job ended; `serve` rebuilds the site it cannot build.
+SITE_REBUILD_CHANNEL = f"{PREFIX}:site-rebuild"
 
 
 # ------------------------------------------------------------------------------------------ queue
@@ -81,6 +83,8 @@ TAG_LOST = "leadersboard.lost"  # how many times the worker running the job died
 TAG_HANDED_BACK = "leadersboard.handed_back"  # why the job last went back to the queue (a platform stop, say)
 TAG_SHOWN_METRICS = "leadersboard.metrics"  # the config's `metrics:` list, comma-separated: what the site shows
 TAG_SCORING = "leadersboard.scoring"  # self_reported or verified, fixed when the job is made
+TAG_DATASET_VERSION = "leadersboard.dataset_version"  # the data set's content hash when the job was made
+TAG_GPU = "leadersboard.gpu"  # the device the job ran on (CUDA_VISIBLE_DEVICES), when its worker has one
 TAG_F1_FROM = "leadersboard.f1_from"  # verified: the submission's labels, or the best threshold
 SELF_REPORTED_PREFIX = "self_reported."  # verified: what the submission logged itself, kept under this
 TAG_GIT_COMMIT = "mlflow.source.git.commit"

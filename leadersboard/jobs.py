@@ -84,6 +84,7 @@ class Job:
     scoring: str = "self_reported"  # how its benchmark is scored: self_reported or verified
     attempts: int = 0  # times a worker started it
     lost: int = 0  # times the worker running it died under it
+    dataset_version: str = ""  # its data set's content hash when it was made ("": made before versions)
 
     @property
     def dataset(self) -> str:
@@ -111,12 +112,14 @@ class JobStore:
         self.admission = admission
         self._experiments: dict[str, str] = {}
 
-    def create(self, sub: Submission, job_id: str, fresh: bool = False, scoring: str = "self_reported") -> Job:
+    def create(self, sub: Submission, job_id: str, fresh: bool = False, scoring: str = "self_reported",
+               dataset_version: str = "") -> Job:
         """The job `job_id` for `sub`, created once: a replayed event finds the existing one.
 
         `fresh` (the first hand-over of a just-admitted submission) trusts the index alone and skips
         the slower search in MLflow for a run a crash kept out of the index. `scoring` is how its
-        benchmark is scored, fixed when the job is made.
+        benchmark is scored and `dataset_version` its data set's content hash, both fixed when the job
+        is made (a worker whose copy of the data set differs refuses the job).
         """
         found = self._made(job_id)
         if found is None and not fresh:
@@ -132,6 +135,8 @@ class JobStore:
         }
         if sub.resource_class:
             tags[c.TAG_RESOURCE_CLASS] = sub.resource_class
+        if dataset_version:
+            tags[c.TAG_DATASET_VERSION] = dataset_version
         method = sub.metadata.get("method")
         if isinstance(method, str):
             tags[c.TAG_METHOD] = method
@@ -307,7 +312,7 @@ def job_from_run(run: Run) -> Job:
         started_at=float(started) if started and status != JobStatus.PENDING else None, finished_at=finished,
         error=tags.get(c.TAG_ERROR), worker=tags.get(c.TAG_WORKER), metrics=dict(run.data.metrics),
         scoring=tags.get(c.TAG_SCORING, "self_reported"), attempts=_count(tags.get(c.TAG_ATTEMPTS)),
-        lost=_count(tags.get(c.TAG_LOST)),
+        lost=_count(tags.get(c.TAG_LOST)), dataset_version=tags.get(c.TAG_DATASET_VERSION, ""),
     )
 
 

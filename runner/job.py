@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import socket
 import stat
 import time
 from collections.abc import Awaitable, Callable, Container
@@ -34,6 +35,7 @@ from .failure_reason import read_failure
 from .livelog import LiveLog
 from .local_store import CopyLimits, CopyRefused
 from .processes import JOB_ENV
+from .remote import CodeCache, FetchError
 from .results import ArtifactScope, CopyReport, copy_local_runs
 from .sandbox import (
     MODEL_CACHE_DIR,
@@ -101,6 +103,7 @@ class WorkerContext:
     # Ids of the jobs arq cancelled because someone asked (`Job.abort`, which the API's cancel calls,
     # records them in Redis; arq reads them there). Any other cancel is the worker stopping.
     aborted: Container[str] = frozenset()
+    code: CodeCache | None = None  # a worker on another host: the server's commits, fetched over git
 
 
 async def run_job(ctx: dict[str, Any], job_id: str, run_id: str) -> str:
@@ -160,8 +163,15 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
     settings = w.settings
     work = scratch / WORK_DIR
     await livelog.note(f"job {job.id}: {job.user}/{job.folder} at {job.commit[:12]} on {job.benchmark}")
+    _check_dataset_version(settings, job)
+    if w.gpu is not None and w.executor.view(scratch, w.gpu).gpu:
+        await asyncio.to_thread(w.jobs.client.set_tag, job.run_id, c.TAG_GPU, w.gpu)
     try:
-        await asyncio.to_thread(checkout_folder, settings.repo_path, job.commit, job.folder, work)
+        repository = await asyncio.to_thread(w.code.repository_with, job.commit) if w.code else settings.repo_path
+    except FetchError as exc:
+        raise PlatformFailed(f"this worker host could not fetch the submission from the server: {exc}") from exc
+    try:
+        await asyncio.to_thread(checkout_folder, repository, job.commit, job.folder, work)
     except CheckoutError as exc:
         raise JobFailed(f"the submission could not be checked out: {exc}") from exc
     await _working_config(w, job, work, livelog)
@@ -258,6 +268,21 @@ def _log_scores(w: WorkerContext, job: Job, metrics: dict[str, float], tags: dic
     now = int(time.time() * 1000)
     w.jobs.client.log_batch(job.run_id, metrics=[Metric(name, value, now, 0) for name, value in metrics.items()],
                             tags=[RunTag(name, value) for name, value in tags.items()])
+
+
+def _check_dataset_version(settings: Settings, job: Job) -> None:
+    """A job runs only on the data set it was submitted for: a worker host whose copy differs refuses it."""
+    if not job.dataset_version:
+        return
+    local = settings.current_datasets().get(job.dataset)
+    host = socket.gethostname()
+    if local is None:
+        raise PlatformFailed(f"the data set {job.dataset!r} is not registered on worker host {host}; the operators "
+                             f"register it there with 'leadersboard dataset add {job.dataset} PATH'")
+    if local.version != job.dataset_version:
+        raise PlatformFailed(f"the data set {job.dataset!r} on worker host {host} is version {local.version[:19]}, "
+                             f"the job was submitted for {job.dataset_version[:19]}: this host's copy differs, so "
+                             "the job was not run on it; the operators register the same files there")
 
 
 def _dataset(settings: Settings, job: Job) -> Dataset:

@@ -29,11 +29,12 @@ from leadersboard.jobs import JobStore
 from leadersboard.periodic import every
 from leadersboard.queue import ride_out_restarts
 from leadersboard.settings import Settings
-from leadersboard.site_generator import SiteBuilder
+from leadersboard.site_generator import SiteBuilder, request_rebuild
 
 from .docker_executor import DockerExecutor, DockerUnavailable
 from .job import Executor, WorkerContext, run_job
 from .process_executor import ProcessExecutor
+from .remote import CodeCache, Joined
 from .sandbox import CONFINED, SandboxError
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,12 @@ HEALTH_CHECK_SECONDS = 10  # /healthz sees a worker as alive while arq's health 
 ARQ_MAX_TRIES = 1000
 
 
-def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False) -> Worker:
+def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False,
+                 joined: Joined | None = None) -> Worker:
+    """The arq worker; `joined`: it runs on another host than the server, which it joined by URL."""
+    if joined is not None:
+        settings = joined.settings(settings)
+        os.environ.update(joined.mlflow_env())  # the MLflow client signs in to the gateway with them
     if not settings.redis_url or not settings.mlflow_tracking_uri:
         raise ValueError("a worker needs LEADERSBOARD_REDIS_URL and MLFLOW_TRACKING_URI")
     executor = make_executor(settings)
@@ -57,11 +63,18 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
 
     async def startup(ctx: dict[str, Any]) -> None:
         redis = Redis.from_url(redis_url, **ride_out_restarts())
-        site = SiteBuilder(tracking_uri, settings.db_path, settings.site_dir, settings.site_cache_path)
-        await site.start()
+        site = None if joined else SiteBuilder(tracking_uri, settings.db_path, settings.site_dir,
+                                                settings.site_cache_path)
 
         async def job_ended() -> None:
-            site.request_rebuild()  # coalesced: a burst of finished jobs builds once
+            if site is not None:
+                site.request_rebuild()  # coalesced: a burst of finished jobs builds once
+            else:  # the site is the server's: it builds when asked
+                with contextlib.suppress(RedisError):
+                    await request_rebuild(redis)
+
+        if site is not None:
+            await site.start()
 
         confinement = executor.confinement
         log.log(logging.INFO if confinement.level == CONFINED else logging.WARNING,
@@ -80,7 +93,8 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
         ctx["site"] = site
         ctx["leadersboard"] = WorkerContext(
             settings=settings, redis=redis, jobs=JobStore(tracking_uri, admission=Admission(redis, settings.limits)),
-            executor=executor, worker_id=worker_id, gpu=gpu, on_job_end=job_ended, aborted=worker.aborting_tasks)
+            executor=executor, worker_id=worker_id, gpu=gpu, on_job_end=job_ended, aborted=worker.aborting_tasks,
+            code=CodeCache(settings.home, joined) if joined else None)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         report: asyncio.Task[None] | None = ctx.get("sandbox_report")

@@ -28,6 +28,7 @@ from leadersboard.users import UserStore
 from leadersboard.webhook.mlflow_gateway import MAX_BODY, MlflowGateway
 from leadersboard.webhook.mlflow_refusal import ADMINS_ONLY, NOT_YOURS, READ_ONLY
 from leadersboard.webhook.mlflow_rules import READS, find_read
+from leadersboard.worker_tokens import WorkerTokenStore
 
 from support.api import Api, open_api
 from support.mlflow_routes import Route, mlflow_routes
@@ -440,3 +441,30 @@ def test_without_a_tracking_server_there_is_nothing_to_front(world: World) -> No
     assert client.get("/").status_code == 401
     answer = client.get("/", headers=world.auth(world.alice))
     assert answer.status_code == 503 and "local store" in answer.json()["detail"]
+
+
+# ---------------------------------------------------------------------------------------- worker hosts
+
+
+def test_a_worker_token_writes_through_and_a_revoked_one_is_401(world: World) -> None:
+    """A worker on another host records its jobs through the gateway: its writes and its artifact
+    uploads (streamed, larger than any read's body) pass; a revoked worker token is refused."""
+    store = WorkerTokenStore(world.api.settings.db_path)
+    name = "w" + uuid.uuid4().hex[:8]
+    token = store.add(name)
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{name}:{token}".encode()).decode()}
+    run = world.bob_run
+    logged = world.gateway.post("/api/2.0/mlflow/runs/log-metric", headers=auth,
+                                json={"run_id": run, "key": "worker_metric", "value": 0.5, "timestamp": 0, "step": 0})
+    assert logged.status_code == 200, logged.text
+    assert world.tracking.get_run(run).data.metrics["worker_metric"] == 0.5
+    blob = os.urandom(MAX_BODY + 4096)
+    uploaded = world.gateway.put(f"/api/2.0/mlflow-artifacts/artifacts/{world.stored(run, 'from-worker.bin')}",
+                                 headers=auth, content=blob)
+    assert uploaded.status_code == 200, uploaded.text
+    assert f"from-worker.bin:{len(blob)}" in world.snapshot(run)["files"]
+    store.revoke(name)
+    again = world.gateway.post("/api/2.0/mlflow/runs/log-metric", headers=auth,
+                               json={"run_id": run, "key": "worker_metric", "value": 0.9, "timestamp": 0, "step": 1})
+    assert again.status_code == 401
+    assert world.tracking.get_run(run).data.metrics["worker_metric"] == 0.5

@@ -262,8 +262,9 @@ class Intake:
                 raise JobRefused(refusal)
         dataset = self.settings.current_datasets().get(sub.benchmark.split("/", 1)[0])
         scoring = dataset.scoring if dataset is not None else "self_reported"
+        version = dataset.version if dataset is not None else ""
         try:
-            job = await asyncio.to_thread(self.jobs.create, sub, sub.job_id, fresh, scoring)
+            job = await asyncio.to_thread(self.jobs.create, sub, sub.job_id, fresh, scoring, version)
             await enqueue(self.queue, self.settings.queue_name, job)
         except BaseException:
             if reserve:
