@@ -104,6 +104,7 @@ class WorkerContext:
     # records them in Redis; arq reads them there). Any other cancel is the worker stopping.
     aborted: Container[str] = frozenset()
     code: CodeCache | None = None  # a worker on another host: the server's commits, fetched over git
+    gpu_present: bool = False  # the host has the device `gpu` names (serve numbers its workers on any host)
 
 
 async def run_job(ctx: dict[str, Any], job_id: str, run_id: str) -> str:
@@ -164,7 +165,7 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
     work = scratch / WORK_DIR
     await livelog.note(f"job {job.id}: {job.user}/{job.folder} at {job.commit[:12]} on {job.benchmark}")
     _check_dataset_version(settings, job)
-    if w.gpu is not None and w.executor.view(scratch, w.gpu).gpu:
+    if w.gpu and w.gpu_present:  # where it ran: the worker tag says the host, this the device
         await asyncio.to_thread(w.jobs.client.set_tag, job.run_id, c.TAG_GPU, w.gpu)
     try:
         repository = await asyncio.to_thread(w.code.repository_with, job.commit) if w.code else settings.repo_path

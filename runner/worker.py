@@ -94,7 +94,7 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
         ctx["leadersboard"] = WorkerContext(
             settings=settings, redis=redis, jobs=JobStore(tracking_uri, admission=Admission(redis, settings.limits)),
             executor=executor, worker_id=worker_id, gpu=gpu, on_job_end=job_ended, aborted=worker.aborting_tasks,
-            code=CodeCache(settings.home, joined) if joined else None)
+            code=CodeCache(settings.home, joined) if joined else None, gpu_present=gpu_present(gpu))
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         report: asyncio.Task[None] | None = ctx.get("sandbox_report")

@@ -1,0 +1,69 @@
+"""`leadersboard worker --gpus 0,1`: a worker process per GPU, each job on its own device, two jobs
+at the same time. On this machine the devices are names only (the process executor sets
+CUDA_VISIBLE_DEVICES whether or not the host has them); on real hardware, benchmarks/gpu_in_jail.py
+runs a job per GPU through the jail (measured on an H200: one device each, as the sandbox user, at the
+speed of a plain run)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from support.instances import LEADERSBOARD
+from support.platform import Platform
+
+pytestmark = [pytest.mark.slow]
+
+DEVICE_MAIN = '''import os
+import time
+
+import mlflow
+
+
+def main():
+    print("device=" + os.environ.get("CUDA_VISIBLE_DEVICES", "none"), flush=True)
+    time.sleep(8)
+    with mlflow.start_run():
+        mlflow.log_metric("auroc", 0.5)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def test_two_jobs_run_at_once_each_on_its_own_device(make_platform: Callable[..., Platform], tmp_path: Path) -> None:
+    platform = make_platform(workers=0)
+    assert LEADERSBOARD
+    with platform.log_path.open("ab") as log:
+        group = subprocess.Popen([LEADERSBOARD, "worker", "--gpus", "0,1"], env=platform.env(), stdout=log,
+                                 stderr=subprocess.STDOUT)
+    try:
+        user = next(iter(platform.instance.tokens))
+        git = platform.client(tmp_path, user)
+        ids = [platform.submit(git, f"on-gpu-{n}", DEVICE_MAIN) for n in range(2)]
+        jobs = [platform.wait_status(job_id, user, timeout=300) for job_id in ids]
+        assert [job["status"] for job in jobs] == ["completed", "completed"], (jobs, platform.log()[-3000:])
+        logs = [platform.api("GET", f"/jobs/{job_id}/logs", user).text for job_id in ids]
+        devices = sorted(line for text in logs for line in text.splitlines() if line.startswith("device="))
+        assert devices == ["device=0", "device=1"], logs
+        spans = [(datetime.fromisoformat(job["started_at"]), datetime.fromisoformat(job["finished_at"]))
+                 for job in jobs]
+        assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1], spans  # they ran at the same time
+    finally:
+        group.send_signal(signal.SIGTERM)
+        assert group.wait(120) == 0, platform.log()[-3000:]
+
+
+def test_gpus_are_checked_before_anything_starts(make_platform: Callable[..., Platform]) -> None:
+    platform = make_platform(workers=0)
+    assert LEADERSBOARD
+    for wrong in ("0,0", "zero", ","):
+        result = subprocess.run([LEADERSBOARD, "worker", "--gpus", wrong], env=platform.env(), capture_output=True,
+                                text=True, timeout=120, check=False)
+        assert result.returncode != 0 and "--gpus" in result.stderr, result.stderr
