@@ -105,7 +105,7 @@ def main() -> int:
         print(f"in the jail: {result}")
     uuids = [r["uuid"] for r in inside]
     print(f"jobs: {len(inside)}, each saw one device: {all(r['count'] == 1 for r in inside)}, "
-          f"distinct devices: {len(set(uuids)) == len(uuids)}, ran as uid {sorted({r['uid'] for r in inside})}")
+          f"distinct devices: {len(set(uuids)) == len(uuids)}, ran as uid {sorted({str(r['uid']) for r in inside})}")
     ratio = float(str(inside[0]["tflops"])) / float(str(outside["tflops"]))
     print(f"bf16 8192³ product: {inside[0]['tflops']} TFLOP/s in the jail, {outside['tflops']} outside, "
           f"ratio {ratio:.3f} (target ≥ 0.95)")
