@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -9,15 +11,30 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
-from .contract import JOB_FUNCTION
+from .contract import JOB_FUNCTION, active_key
 from .jobs import Job
 
+FAIR_STEP_MS = 3600 * 1000  # a place in the fair order is worth an hour of waiting
+FAIR_RANKS = 16  # places told apart (a user holds at most limits.max_active_jobs anyway)
+ENTRY_DAYS = 1  # arq's entry lives this long (the reconciler queues a job whose entry is gone again)
 RIDE_OUT_TRIES = 40  # at most 1 s apart: a command waits about 40 s for Redis to come back
 
 
 async def enqueue(queue: ArqRedis, queue_name: str, job: Job) -> bool:
-    """Queue the job once: arq refuses a second entry with the same id while one exists; False then."""
-    entry = await queue.enqueue_job(JOB_FUNCTION, job.id, job.run_id, _job_id=job.id, _queue_name=queue_name)
+    """Queue the job once: arq refuses a second entry with the same id while one exists; False then.
+
+    Fair order: workers take entries lowest score first, and a job's score is its time moved back by
+    `FAIR_STEP_MS` for each place it has fewer of its user's jobs before it (their active jobs, pending
+    or running, ranked by when their slots were taken). A user's second job so waits behind every
+    other user's first one queued within the hour before it, and a burst never starves the others;
+    past that hour it goes first again, so nothing waits for ever. Every score lies in the past: arq
+    runs an entry once its score is due."""
+    rank = await queue.zrank(active_key(job.user), job.id)
+    places = min(int(rank or 0), FAIR_RANKS - 1)
+    now_ms = int(time.time() * 1000)
+    due = datetime.fromtimestamp((now_ms - (FAIR_RANKS - places) * FAIR_STEP_MS) / 1000, UTC)
+    entry = await queue.enqueue_job(JOB_FUNCTION, job.id, job.run_id, _job_id=job.id, _queue_name=queue_name,
+                                    _defer_until=due, _expires=timedelta(days=ENTRY_DAYS))
     return entry is not None
 
 
