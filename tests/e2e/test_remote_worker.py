@@ -143,3 +143,39 @@ def test_a_worker_token_fetches_any_commit_and_pushes_nothing(make_platform: Cal
     refused = git.git("-c", f"http.extraHeader={header}", "push", url, "HEAD:refs/heads/users/fetcher")
     assert refused[0] != 0 and "pushes nothing" in refused[1]
     assert platform.instance.refs() == before
+
+
+SLOW_MAIN = '''import time
+
+import mlflow
+
+
+def main():
+    print("working", flush=True)
+    time.sleep(15)
+    with mlflow.start_run():
+        mlflow.log_metric("auroc", 0.7)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def test_a_worker_host_killed_mid_job_its_job_runs_again_on_another(make_platform: Callable[..., Platform],
+                                                                   remote_worker: Callable[..., RemoteWorker],
+                                                                   tmp_path: Path) -> None:
+    platform = make_platform(workers=0)
+    first = remote_worker(platform)
+    user = next(iter(platform.instance.tokens))
+    job_id = platform.submit(platform.client(tmp_path, user), "slow", SLOW_MAIN)
+    platform.wait_status(job_id, user, wanted=("running",), timeout=300)
+    assert first.process is not None
+    first.process.kill()  # SIGKILL: no hand-back, no clean-up; its job's processes die with it
+    first.process.wait()
+    second = remote_worker(platform)
+    job = platform.wait_status(job_id, user, timeout=300)
+    assert job["status"] == "completed", (job, second.log()[-3000:], platform.log()[-3000:])
+    assert job["metrics"]["auroc"] == 0.7
+    run = platform.api("GET", f"/jobs/{job_id}/logs", user)
+    assert run.status_code == 200 and "working" in run.text
