@@ -24,7 +24,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from leadersboard.settings import CONFIG_FILE, DB_FILE, Settings
+from leadersboard.settings import CONFIG_FILE, DB_FILE, Settings, SettingsError
 
 from . import instance
 
@@ -50,46 +50,65 @@ class BackupReport:
 
 
 def backup(settings: Settings, dest: Path) -> BackupReport:
-    """A consistent copy of `settings.home` in the new folder `dest` (the platform may be running)."""
+    """A consistent copy of `settings.home` in the new folder `dest` (the platform may be running).
+
+    Written into a hidden sibling first and renamed at the end: `dest` is a whole backup or nothing.
+    """
     start = time.monotonic()
-    _empty_folder(dest, "backup")
-    dest.mkdir(parents=True, exist_ok=True, mode=0o700)  # token hashes, and maybe a Redis password in the config
-    os.chmod(dest, 0o700)
+    _empty_folder(dest, "back up into")
+    dest = dest.absolute()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.parent / f".{dest.name}.partial-{os.getpid()}"
+    partial.mkdir(mode=0o700)  # token hashes, and maybe a Redis password in the config
     report = BackupReport(dest)
+    try:
+        _take(settings, partial, report)
+        if dest.is_dir():
+            dest.rmdir()  # the empty folder the operator made beforehand
+        partial.rename(dest)
+    except (OSError, sqlite3.Error) as exc:
+        raise BackupError(f"the backup failed and was removed: {exc}") from exc
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    report.seconds = time.monotonic() - start
+    return report
+
+
+def _take(settings: Settings, folder: Path, report: BackupReport) -> None:
     home = settings.home
-    shutil.copy2(settings.config_path, dest / CONFIG_FILE)
+    shutil.copy2(settings.config_path, folder / CONFIG_FILE)
     report.parts["config"] = CONFIG_FILE
-    _sqlite_copy(settings.db_path, dest / DB_FILE)
+    _sqlite_copy(settings.db_path, folder / DB_FILE)
     report.parts["database"] = DB_FILE
     if (home / MLFLOW_DB).is_file():
-        (dest / "mlflow").mkdir()
-        _sqlite_copy(home / MLFLOW_DB, dest / MLFLOW_DB)
+        (folder / "mlflow").mkdir()
+        _sqlite_copy(home / MLFLOW_DB, folder / MLFLOW_DB)
         artifacts = home / MLFLOW_ARTIFACTS
         if artifacts.is_dir():
-            shutil.copytree(artifacts, dest / MLFLOW_ARTIFACTS, symlinks=True)
+            shutil.copytree(artifacts, folder / MLFLOW_ARTIFACTS, symlinks=True)
         report.parts["mlflow"] = f"{MLFLOW_DB} and {MLFLOW_ARTIFACTS}/"
     elif settings.mlflow_tracking_uri:
         report.parts["mlflow"] = ("not in the instance folder (a separate MLflow server): back up its "
                                   "store and artifacts with that server")
     else:
         report.parts["mlflow"] = "none yet (serve has not started MLflow here)"
-    report.parts["repository"] = _bundle(settings.repo_path, dest / BUNDLE)
+    report.parts["repository"] = _bundle(settings.repo_path, folder / BUNDLE)
     if settings.site_dir.is_dir():
-        shutil.copytree(settings.site_dir, dest / SITE, symlinks=True)
+        shutil.copytree(settings.site_dir, folder / SITE, symlinks=True)
         report.parts["site"] = f"{SITE}/"
-    files = _digests(dest)
+    files = _digests(folder)
     manifest = {"format": FORMAT, "leadersboard": version("leadersboard"),
                 "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "home": str(home),
                 "parts": report.parts, "files": files}
-    (dest / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     report.files = len(files)
-    report.size_bytes = sum(path.stat().st_size for path in dest.rglob("*") if path.is_file())
-    report.seconds = time.monotonic() - start
-    return report
+    report.size_bytes = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
 def restore(source: Path, home: Path) -> BackupReport:
-    """Make the instance `home` (absent or an empty folder) from the backup folder `source`."""
+    """Make the instance `home` (absent or an empty folder) from the backup folder `source`.
+
+    On failure `home` is left as it was found (absent, or empty: it may be a mount point)."""
     start = time.monotonic()
     manifest = _manifest(source)
     _empty_folder(home, "restore into")
@@ -98,8 +117,25 @@ def restore(source: Path, home: Path) -> BackupReport:
     if broken:
         raise BackupError(f"{source} is damaged: {len(broken)} file(s) missing or changed since the backup, "
                           f"such as {broken[0]}; nothing was restored")
+    existed = home.exists()
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    report = BackupReport(home, parts=dict(manifest["parts"]))
+    try:
+        _put_back(source, home)
+    except (OSError, SettingsError, instance.InstanceError, BackupError) as exc:
+        for entry in home.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        if not existed:
+            home.rmdir()
+        raise BackupError(f"the restore failed and what it had written was removed: {exc}") from exc
+    report = BackupReport(home, parts=dict(manifest["parts"]), files=len(manifest["files"]))
+    report.seconds = time.monotonic() - start
+    return report
+
+
+def _put_back(source: Path, home: Path) -> None:
     shutil.copy2(source / CONFIG_FILE, home / CONFIG_FILE)
     shutil.copy2(source / DB_FILE, home / DB_FILE)
     if (source / MLFLOW_DB).is_file():
@@ -115,9 +151,6 @@ def restore(source: Path, home: Path) -> BackupReport:
     if (source / BUNDLE).is_file():
         _git("-C", str(repo), "fetch", "--quiet", str((source / BUNDLE).resolve()), "refs/*:refs/*")
     instance.upgrade(settings)  # the repository's settings and hooks, as `init` makes them
-    report.files = len(manifest["files"])
-    report.seconds = time.monotonic() - start
-    return report
 
 
 def _publish_site(copy: Path, site_dir: Path) -> None:

@@ -94,3 +94,22 @@ def test_restored_instance_has_the_same_jobs_and_site(tmp_path_factory: pytest.T
             env={"MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"})
     again = json.loads((rebuilt / "leaderboard.json").read_text(encoding="utf-8"))
     assert {**again, "generated_at": None} == {**before["leaderboard.json"], "generated_at": None}
+
+
+def test_a_damaged_backup_restores_nothing_and_nothing_is_overwritten(instance: Instance, tmp_path: Path) -> None:
+    backup = tmp_path / "backup"
+    instance.cli("backup", str(backup))
+    refused = instance.cli("backup", str(backup), check=False)  # a backup is never written over
+    assert refused.returncode == 1 and "not an empty folder" in refused.stderr
+    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+
+    database = backup / "leadersboard.db"
+    content = bytearray(database.read_bytes())
+    content[-1] ^= 0xFF  # one bit of rot
+    database.write_bytes(bytes(content))
+    target = tmp_path / "restored"
+    damaged = run_cli("restore", str(backup), "--home", str(target), check=False)
+    assert damaged.returncode == 1 and "damaged" in damaged.stderr and "leadersboard.db" in damaged.stderr
+    assert not target.exists()
+    for token in instance.tokens.values():
+        assert token not in damaged.stdout + damaged.stderr
