@@ -60,8 +60,20 @@ echo "install into /opt/leadersboard (offline) ..."
 chroot_env=(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 PIP_CONFIG_FILE=/dev/null
             PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1)
 "${chroot_env[@]}" chroot "$root" python3 -m venv /opt/leadersboard
-"${chroot_env[@]}" chroot "$root" /opt/leadersboard/bin/python -m pip install --quiet --no-index \
-    --find-links /wheels "leadersboard$extras"
+# The image's Python may differ from this checkout's in its patch level, and a dependency's markers
+# with it (redis wants async-timeout below 3.11.3): what the image's pip misses is collected here too.
+for _ in 1 2 3 4 5; do
+    if "${chroot_env[@]}" chroot "$root" /opt/leadersboard/bin/python -m pip install --quiet --no-index \
+            --find-links /wheels "leadersboard$extras" 2>"$work/install.log"; then
+        missing=""
+        break
+    fi
+    missing=$(sed -n 's/^ERROR: No matching distribution found for \([^;]*\).*/\1/p' "$work/install.log" | head -1)
+    [[ -n $missing ]] || { cat "$work/install.log" >&2; exit 1; }
+    echo "  the image's Python also needs $missing"
+    "$python" -m pip wheel --quiet --wheel-dir "$root/wheels" "$missing"
+done
+[[ -z $missing ]] || { cat "$work/install.log" >&2; exit 1; }
 "${chroot_env[@]}" chroot "$root" /opt/leadersboard/bin/python -m pip check
 rm -rf "$root/wheels" "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
 mkdir -p "$root/srv/leadersboard"

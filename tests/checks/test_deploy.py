@@ -74,6 +74,9 @@ def test_server_publishes_the_contract_ports_and_keeps_redis_appending() -> None
     assert set(services["server"]["ports"]) == {"127.0.0.1:8010:8010/tcp", "127.0.0.1:8501:8501/tcp",
                                                 "127.0.0.1:5010:5010/tcp"}
     assert "ports" not in services["mlflow"], "the tracking server is private: participants use the gateway"
+    # gunicorn's MLflow refuses --allowed-hosts and checks Host against this list: serve calls it by name.
+    assert "mlflow:5000" in services["mlflow"]["environment"]["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
+    assert "--allowed-hosts" not in " ".join(services["mlflow"]["command"])
     redis = " ".join(services["redis"]["command"])
     assert "--appendonly yes" in redis and "requirepass" in redis
     assert VARIABLES["LEADERSBOARD_REDIS_PASSWORD"] not in redis, "the password must not be on a command line"
