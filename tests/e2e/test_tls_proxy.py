@@ -151,9 +151,7 @@ def test_api_form_and_mlflow_gateway_answer_under_their_names(proxy: Proxy, serv
     assert status == 200 and "<form" in body, body[:500]
     status, headers, _ = proxy.get(MLFLOW, "/api/2.0/mlflow/experiments/search")
     assert status == 401 and headers["www-authenticate"].startswith("Basic "), headers
-
-
-def test_plain_http_is_redirected_to_https(proxy: Proxy) -> None:
+    # Plain HTTP only redirects, to the same name and path over TLS.
     connection = http.client.HTTPConnection("127.0.0.1", proxy.http_port, timeout=30)
     try:
         connection.request("GET", "/jobs?x=1", headers={"Host": API})
