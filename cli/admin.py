@@ -205,4 +205,49 @@ def validate(path: Path, home: Path | None) -> None:
                f"(entrypoint {report.spec.entrypoint}, config {report.spec.config_file})")
 
 
-COMMANDS = (init, user, dataset, weights, validate)
+@click.command("backup")
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+@home_option
+def backup_command(dest: Path, home: Path | None) -> None:
+    """Copy the instance into the new folder DEST, consistently, while it may be running.
+
+    DEST gets the config file, the instance's database and MLflow's (SQLite's online backup), MLflow's
+    artifacts, the bare repository as a git bundle, the published site, and a manifest of every file's
+    digest. Redis is not copied: after a restore the jobs are queued again from MLflow. Data set folders
+    and the model cache live outside the instance: back them up where they are.
+    """
+    from .backup import BackupError, backup
+
+    try:
+        report = backup(load_instance(home), dest)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for part, what in report.parts.items():
+        click.echo(f"{part}: {what}")
+    click.echo(f"backed up into {report.folder}: {report.files} files, {report.size_bytes / 1e6:.1f} MB "
+               f"in {report.seconds:.1f} s")
+
+
+@click.command("restore")
+@click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@home_option
+def restore_command(src: Path, home: Path | None) -> None:
+    """Make the instance --home (absent or an empty folder) from the backup folder SRC.
+
+    Every file is checked against the backup's manifest first; a damaged backup restores nothing. The
+    repository gets this version's settings and hooks, as `init` makes them.
+    """
+    from .backup import BackupError, restore
+
+    target = load_settings(home).home
+    try:
+        report = restore(src, target)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for part, what in report.parts.items():
+        click.echo(f"{part}: {what}")
+    click.echo(f"restored {report.folder} from {src}: {report.files} files checked in {report.seconds:.1f} s; "
+               "start it with 'leadersboard serve'")
+
+
+COMMANDS = (init, user, dataset, weights, validate, backup_command, restore_command)

@@ -17,6 +17,11 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 # ... and run jobs in containers on a real Docker engine, in an image made with debootstrap.
 [[ -n $testing ]] && ! command -v dockerd >/dev/null && missing+=(docker.io)
 [[ -n $testing ]] && ! command -v debootstrap >/dev/null && missing+=(debootstrap)
+# ... and check the deployment files: compose (Debian's 1.29), the systemd units, the TLS proxy example.
+[[ -n $testing ]] && ! command -v docker-compose >/dev/null && missing+=(docker-compose)
+[[ -n $testing ]] && ! command -v systemd-analyze >/dev/null && missing+=(systemd)
+[[ -n $testing ]] && ! command -v nginx >/dev/null && ! [[ -x /usr/sbin/nginx ]] && missing+=(nginx)
+[[ -n $testing ]] && ! command -v openssl >/dev/null && missing+=(openssl)
 python3 -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
 if ((${#missing[@]})); then
     sudo=""

@@ -239,6 +239,7 @@ def test_rules_table_names_no_retired_rule(doc: Path) -> None:
         ("docs/ja/README.md", "README.md"),
         ("docs/ja/submitting.md", "docs/submitting.md"),
         ("docs/ja/operating.md", "docs/operating.md"),
+        ("docs/ja/deploy.md", "docs/deploy.md"),
     ],
 )
 def test_japanese_page_links_its_english_original(japanese: str, english: str) -> None:
