@@ -92,8 +92,9 @@ def test_each_worker_owns_the_gpu_its_command_names() -> None:
     assert services
     for service, spec in services.items():
         command = " ".join(spec["command"])
-        assert "leadersboard worker --server" in command and "--token" in command, service
+        assert "exec leadersboard worker --gpus" in command and "--token" not in command, service
         assert VARIABLES["LEADERSBOARD_WORKER_TOKEN"] not in command, "the token must come from the environment"
+        assert set(spec["environment"]) >= {"LEADERSBOARD_SERVER", "LEADERSBOARD_WORKER_TOKEN"}, service
         gpu = re.search(r"--gpus (\d+)\b", command)
         assert gpu, f"{service}: no --gpus N"
         (device,) = spec["deploy"]["resources"]["reservations"]["devices"]
