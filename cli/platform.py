@@ -74,10 +74,12 @@ def _sandbox_line(settings: Settings) -> str:
                    "LEADERSBOARD_WORKER_TOKEN than here, where every user of the host can read it.")
 @click.option("--gpus", help="GPUs to run jobs on, one job on each at a time: 0,1,2,3 (a worker process per GPU).")
 @click.option("--gpu", help="The one GPU this worker owns (CUDA_VISIBLE_DEVICES for its jobs).")
+@click.option("--resource-class", "classes", multiple=True,
+              help="Take only jobs of this resource class (repeat for several; default: every class).")
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 @click.option("--executor", type=click.Choice(EXECUTORS), help="How it runs submissions (default: runner.executor).")
 def worker(home: Path | None, server: str | None, token: str | None, gpus: str | None, gpu: str | None,
-           burst: bool, executor: str | None) -> None:
+           classes: tuple[str, ...], burst: bool, executor: str | None) -> None:
     """Run a worker: on the server's host, or on another one that joins by --server and a worker token."""
     from leadersboard.runner.remote import JoinError, join
     from leadersboard.runner.worker import build_worker
@@ -92,11 +94,12 @@ def worker(home: Path | None, server: str | None, token: str | None, gpus: str |
         raise click.ClickException("--server and a worker token go together (--token or LEADERSBOARD_WORKER_TOKEN)")
     devices = split_gpus(gpus) if gpus else ([gpu] if gpu else [])
     if len(devices) > 1:
-        run_group(settings, devices, server, token)
+        run_group(settings, devices, server, token, classes)
         return
     try:
         joined = join(server, token) if server and token else None
-        built = build_worker(settings, gpu=devices[0] if devices else None, burst=burst, joined=joined)
+        built = build_worker(settings, gpu=devices[0] if devices else None, burst=burst, joined=joined,
+                             classes=frozenset(classes) or None)
     except (JoinError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     built.run()

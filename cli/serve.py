@@ -55,12 +55,14 @@ class WorkerProcess:
                                                 "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri or ""})
 
     @classmethod
-    def spawn(cls, settings: Settings, gpu: str, env: dict[str, str]) -> WorkerProcess:
-        """`leadersboard worker --gpu GPU` on `settings.home`, with `env` added (secrets go there, not in argv)."""
+    def spawn(cls, settings: Settings, gpu: str, env: dict[str, str], options: list[str] | None = None
+              ) -> WorkerProcess:
+        """`leadersboard worker --gpu GPU [options]` on `settings.home`, with `env` added (secrets go there,
+        not in argv)."""
         # Not the service's short MLflow timeouts: a worker uploads a job's artifacts.
         full = {**{k: v for k, v in os.environ.items() if k not in MLFLOW_CLIENT_ENV},
                 "LEADERSBOARD_HOME": str(settings.home), **env}
-        command = [sys.executable, "-m", "leadersboard.cli", "worker", "--gpu", gpu]
+        command = [sys.executable, "-m", "leadersboard.cli", "worker", "--gpu", gpu, *(options or [])]
         return cls(subprocess.Popen(command, env=full, start_new_session=True), settings.runner.stop_grace_seconds)
 
     def stop(self) -> None:

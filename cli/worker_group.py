@@ -30,7 +30,8 @@ def split_gpus(text: str) -> list[str]:
     return devices
 
 
-def run_group(settings: Settings, devices: list[str], server: str | None, token: str | None) -> None:
+def run_group(settings: Settings, devices: list[str], server: str | None, token: str | None,
+              classes: tuple[str, ...] = ()) -> None:
     """Run until SIGTERM or Ctrl-C; then each worker gets its grace period, all at the same time."""
     env: dict[str, str] = {"LEADERSBOARD_SERVER": server, "LEADERSBOARD_WORKER_TOKEN": token} \
         if server and token else {}
@@ -38,7 +39,8 @@ def run_group(settings: Settings, devices: list[str], server: str | None, token:
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     supervisor = Supervisor()
     try:
-        supervisor.keep_together([(f"worker gpu {device}", partial(WorkerProcess.spawn, settings, device, env))
+        options = [arg for name in classes for arg in ("--resource-class", name)]
+        supervisor.keep_together([(f"worker gpu {device}", partial(WorkerProcess.spawn, settings, device, env, options))
                                   for device in devices])
         click.echo(f"{len(devices)} workers, one per GPU ({', '.join(devices)}); Ctrl-C stops them")
         stop.wait()

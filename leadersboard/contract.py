@@ -36,6 +36,12 @@ def heartbeat_key(job_id: str) -> str:
     return f"{PREFIX}:heartbeat:{job_id}"
 
 
+def job_class_key(job_id: str) -> str:
+    """String with a TTL: the resource class of a queued job, which a worker reads before it takes the
+    entry (a worker serves only the classes it was started for)."""
+    return f"{PREFIX}:job-class:{job_id}"
+
+
 def sandbox_key(worker_id: str) -> str:
     """String (JSON) with a TTL: how a live worker confines its jobs (executor, level, summary) and
     how many GPUs its jobs get (`SANDBOX_GPUS`)."""
@@ -43,6 +49,7 @@ def sandbox_key(worker_id: str) -> str:
 
 
 SANDBOX_GPUS = "gpus"  # the sandbox report's field: GPUs a job of this worker sees (0 on a CPU-only worker)
+SANDBOX_CLASSES = "classes"  # the sandbox report's field: the resource classes it serves (null: every class)
 SANDBOX_REPORTED_AT = "reported_at"  # the sandbox report's field: unix time the worker last wrote it (its heartbeat)
 
 # Hash: admission rule -> how many requests it refused, ever. A hash in Redis, not a counter in one process,

@@ -97,7 +97,7 @@ class Job:
             "benchmark": self.benchmark, "created_at": _iso(self.created_at), "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at), "metrics": self.metrics, "error": self.error,
             "user": self.user, "submission": self.folder, "commit": self.commit, "scoring": self.scoring,
-            "attempts": self.attempts,
+            "attempts": self.attempts, "resource_class": self.resource_class,
         }
 
 

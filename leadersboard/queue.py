@@ -7,11 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix
+from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
-from .contract import JOB_FUNCTION, active_key
+from .contract import JOB_FUNCTION, active_key, job_class_key
 from .jobs import Job
 
 FAIR_STEP_MS = 3600 * 1000  # a place in the fair order is worth an hour of waiting
@@ -33,6 +35,7 @@ async def enqueue(queue: ArqRedis, queue_name: str, job: Job) -> bool:
     places = min(int(rank or 0), FAIR_RANKS - 1)
     now_ms = int(time.time() * 1000)
     due = datetime.fromtimestamp((now_ms - (FAIR_RANKS - places) * FAIR_STEP_MS) / 1000, UTC)
+    await queue.set(job_class_key(job.id), job.resource_class or "", ex=timedelta(days=ENTRY_DAYS))
     entry = await queue.enqueue_job(JOB_FUNCTION, job.id, job.run_id, _job_id=job.id, _queue_name=queue_name,
                                     _defer_until=due, _expires=timedelta(days=ENTRY_DAYS))
     return entry is not None
@@ -44,3 +47,22 @@ def ride_out_restarts() -> dict[str, Any]:
     `serve` restarts its Redis within seconds, and a worker that failed would lose the job it runs."""
     return {"retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), RIDE_OUT_TRIES),
             "retry_on_error": [ConnectionError, TimeoutError, OSError]}
+
+
+async def positions(redis: Redis, queue_name: str, default_class: str) -> dict[str, tuple[str, int]]:
+    """Each queued job's resource class and place among its class's waiting jobs (1: next), in the
+    order workers take them. Entries a worker has claimed already are not waiting."""
+    ids = [member.decode() for member in await redis.zrange(queue_name, 0, -1)]
+    if not ids:
+        return {}
+    named = await redis.mget([job_class_key(job_id) for job_id in ids])
+    claimed = await redis.mget([in_progress_key_prefix + job_id for job_id in ids])
+    places: dict[str, tuple[str, int]] = {}
+    counts: dict[str, int] = {}
+    for job_id, cls, taken in zip(ids, named, claimed, strict=True):
+        if taken is not None:
+            continue
+        name = (cls.decode() if cls else "") or default_class
+        counts[name] = counts.get(name, 0) + 1
+        places[job_id] = (name, counts[name])
+    return places

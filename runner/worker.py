@@ -24,13 +24,14 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from leadersboard.admission import Admission
-from leadersboard.contract import JOB_FUNCTION, SANDBOX_GPUS, SANDBOX_REPORTED_AT, sandbox_key
+from leadersboard.contract import JOB_FUNCTION, SANDBOX_CLASSES, SANDBOX_GPUS, SANDBOX_REPORTED_AT, sandbox_key
 from leadersboard.jobs import JobStore
 from leadersboard.periodic import every
 from leadersboard.queue import ride_out_restarts
 from leadersboard.settings import Settings
 from leadersboard.site_generator import SiteBuilder, request_rebuild
 
+from .classes import ClassWorker
 from .docker_executor import DockerExecutor, DockerUnavailable
 from .job import Executor, WorkerContext, run_job
 from .process_executor import ProcessExecutor
@@ -48,11 +49,16 @@ ARQ_MAX_TRIES = 1000
 
 
 def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False,
-                 joined: Joined | None = None) -> Worker:
-    """The arq worker; `joined`: it runs on another host than the server, which it joined by URL."""
+                 joined: Joined | None = None, classes: frozenset[str] | None = None) -> Worker:
+    """The arq worker; `joined`: it runs on another host than the server, which it joined by URL;
+    `classes`: the resource classes whose jobs it takes (None: every class)."""
     if joined is not None:
         settings = joined.settings(settings)
         os.environ.update(joined.mlflow_env())  # the MLflow client signs in to the gateway with them
+    unknown = sorted((classes or frozenset()) - set(settings.resource_classes.names))
+    if unknown:
+        raise ValueError(f"unknown resource class {', '.join(unknown)}: this instance has "
+                         f"{', '.join(settings.resource_classes.names)}")
     if not settings.redis_url or not settings.mlflow_tracking_uri:
         raise ValueError("a worker needs LEADERSBOARD_REDIS_URL and MLFLOW_TRACKING_URI")
     executor = make_executor(settings)
@@ -83,7 +89,7 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
         # refuses `accelerator: gpu` when no live worker has one.
         gpus = 1 if executor.view(settings.scratch_dir, gpu).gpu and gpu_present(gpu) else 0
         report = {"executor": executor.name, "level": confinement.level, "summary": confinement.summary,
-                  SANDBOX_GPUS: gpus}
+                  SANDBOX_GPUS: gpus, SANDBOX_CLASSES: sorted(classes) if classes else None}
 
         async def publish() -> None:  # what /healthz says about this worker's jobs; its time is the heartbeat
             await redis.set(sandbox_key(worker_id), json.dumps({**report, SANDBOX_REPORTED_AT: time.time()}),
@@ -111,7 +117,8 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
                 await context.redis.delete(sandbox_key(worker_id))
             await context.redis.aclose()
 
-    worker = Worker(
+    serving: dict[str, Any] = {"classes": classes, "default": settings.resource_classes.default} if classes else {}
+    worker = (ClassWorker if classes else Worker)(
         functions=[func(run_job, name=JOB_FUNCTION, max_tries=ARQ_MAX_TRIES)],
         queue_name=settings.queue_name,
         redis_settings=replace(RedisSettings.from_dsn(redis_url), **ride_out_restarts()),
@@ -128,6 +135,7 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
         # cancelled and handed back (`run_job`). arq cancels at once when this is 0.
         job_completion_wait=settings.runner.stop_grace_seconds,
         health_check_interval=HEALTH_CHECK_SECONDS,
+        **serving,
     )
     return worker
 

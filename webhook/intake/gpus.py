@@ -1,4 +1,5 @@
-"""`accelerator: gpu` needs a worker with a GPU: refused at push time on an instance that has none.
+"""What the live workers offer. `accelerator: gpu` needs a worker with a GPU: refused at push time on an
+instance that has none. A resource class no live worker takes is said at submit time (the job waits).
 
 Workers publish what their jobs get in Redis (`contract.sandbox_key`, refreshed every few seconds,
 with a TTL); the service's dependency watcher reads those reports every second (`dependencies.py`),
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from leadersboard.contract import SANDBOX_GPUS
+from leadersboard.contract import SANDBOX_CLASSES, SANDBOX_GPUS
 from leadersboard.rules import Problem, SubmissionSpec
 
 WorkerReports = Mapping[str, Mapping[str, Any]]  # worker -> its report, as the watcher last read them
@@ -30,3 +31,20 @@ def gpu_problems(reports: WorkerReports, specs: Iterable[SubmissionSpec]) -> lis
                     f"trainer.accelerator is {spec.accelerator!r}, but no worker of this instance has a GPU",
                     "set 'accelerator: auto' (uses a GPU where there is one) or 'accelerator: cpu'")
             for spec in wanting]
+
+
+def unserved_class(reports: WorkerReports, name: str) -> str | None:
+    """What to tell a submitter when live workers run and none takes jobs of class `name` (the job is
+    made and waits until such a worker joins); None when one does, or when no worker is live."""
+    if not reports:
+        return None
+    served: set[str] = set()
+    for report in reports.values():
+        classes = report.get(SANDBOX_CLASSES)
+        if not isinstance(classes, list):
+            return None  # this worker takes every class
+        served.update(str(cls) for cls in classes)
+    if name in served:
+        return None
+    return (f"no live worker takes resource class {name!r} now (they take {', '.join(sorted(served))}): "
+            "the job waits until one that does joins")

@@ -41,7 +41,7 @@ from .behalf import PreparedCommit, check_tree
 from .behalf import prepare as prepare_commit
 from .behalf import publish as publish_commit
 from .checks import ChecksTimedOut, RuleChecker
-from .gpus import WorkerReports, gpu_problems
+from .gpus import WorkerReports, gpu_problems, unserved_class
 from .push import FolderSubmission, PushOptions, RefUpdate, analyze_push, count_changed_folders, parse_push_options
 from .uploads import BranchBusy, Upload, UploadError, UploadRefused, UploadRejected
 
@@ -123,7 +123,15 @@ class Intake:
         noun = "submission" if len(subs) == 1 else "submissions"
         lines = [f"LeadersBoard: {len(subs)} {noun} accepted:"]
         lines += [f"  {s.folder} -> {s.benchmark}" for s in subs]
+        notes = {note for note in (self.waiting_note(s) for s in subs) if note}
+        lines += [f"LeadersBoard: note: {note}" for note in sorted(notes)]
         return HookReply(True, lines)
+
+    def waiting_note(self, sub: Submission) -> str | None:
+        """For a submission with a job: that no live worker takes its resource class, when so."""
+        if sub.job_id is None or sub.resource_class is None:
+            return None
+        return unserved_class(self.worker_reports(), sub.resource_class)
 
     async def admit(
         self, user: str, push_id: str, found: list[FolderSubmission], options: PushOptions

@@ -12,14 +12,17 @@ from arq.jobs import Job as QueueJob
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
+from redis.exceptions import RedisError
 
 from leadersboard.contract import LOG_ARTIFACT, log_key
 from leadersboard.jobs import Job, JobStatus
 from leadersboard.names import RESOURCE_CLASS
+from leadersboard.queue import positions
 from leadersboard.users import Caller
 
 from ..deps import CurrentUser, DependenciesUp, ServiceDep
 from ..intake import JobRefused
+from ..intake.gpus import unserved_class
 from ..service import Service
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -69,8 +72,10 @@ async def create_job(body: JobRequest, caller: CurrentUser, service: ServiceDep)
         job, made = await service.intake.request_job(sub, body.config.resource_class)
     except JobRefused as exc:
         raise HTTPException(429, str(exc), headers=exc.refusal.headers()) from None
-    return JSONResponse({"job_id": job.id, "status": job.status, "resource_class": job.resource_class},
-                        status_code=202 if made else 200)
+    note = unserved_class(service.dependencies.state.sandboxes, job.resource_class) \
+        if job.resource_class and job.status == JobStatus.PENDING else None
+    return JSONResponse({"job_id": job.id, "status": job.status, "resource_class": job.resource_class,
+                         **({"note": note} if note else {})}, status_code=202 if made else 200)
 
 
 @router.get("")
@@ -79,13 +84,30 @@ async def list_jobs(caller: CurrentUser, service: ServiceDep, user: str | None =
     if user is not None and user != caller.name and not caller.admin:
         raise HTTPException(403, "Only admins see other users' jobs")
     jobs = await asyncio.to_thread(service.jobs.for_user, user or caller.name)
-    return [job.status_document() for job in sorted(jobs, key=lambda j: j.created_at, reverse=True)]
+    return await _placed(service, [job.status_document() for job in sorted(jobs, key=lambda j: j.created_at,
+                                                                            reverse=True)])
 
 
 @router.get("/{job_id}/status")
 async def job_status(job_id: str, caller: CurrentUser, service: ServiceDep) -> dict[str, Any]:
-    """One job's status, times, metrics and, when it failed, why."""
-    return (await _own_job(service, job_id, caller)).status_document()
+    """One job's status, times, metrics and, when it failed, why; a pending job's place in its class's queue."""
+    return (await _placed(service, [(await _own_job(service, job_id, caller)).status_document()]))[0]
+
+
+async def _placed(service: Service, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`queue_position` (1: next) on each pending job's document, among the waiting jobs of its resource
+    class; left out while Redis does not answer (the status itself comes from MLflow)."""
+    if not any(doc["status"] == JobStatus.PENDING for doc in documents):
+        return documents
+    try:
+        places = await positions(service.redis, service.settings.queue_name,
+                                 service.settings.resource_classes.default)
+    except RedisError:
+        return documents
+    for doc in documents:
+        if doc["status"] == JobStatus.PENDING and doc["job_id"] in places:
+            doc["queue_position"] = places[doc["job_id"]][1]
+    return documents
 
 
 @router.get("/{job_id}/logs", response_class=PlainTextResponse)

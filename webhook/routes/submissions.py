@@ -86,4 +86,5 @@ async def create_submission(request: Request, caller: CurrentUser, service: Serv
         "submission_id": sub.id, "job_id": sub.job_id, "status": JobStatus.PENDING if sub.job_id else None,
         "folder": sub.folder, "branch": sub.ref.removeprefix("refs/heads/"), "commit": sub.commit_id,
         "benchmark": sub.benchmark,
+        **({"note": note} if (note := service.intake.waiting_note(sub)) else {}),
     }, status_code=201)

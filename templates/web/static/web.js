@@ -110,6 +110,12 @@
     tr.dataset.jobId = job.job_id;
     tr.dataset.status = job.status;
     const status = cell(T["status_" + job.status] || job.status, "status " + job.status);
+    if (job.queue_position) {
+      const place = document.createElement("div");
+      place.className = "place";
+      place.textContent = fill(T.queue_position, { n: job.queue_position, cls: job.resource_class || "" });
+      status.append(place);
+    }
     if (job.error) {
       const why = document.createElement("div");
       why.className = "why";
