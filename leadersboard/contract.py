@@ -57,6 +57,8 @@ SANDBOX_REPORTED_AT = "reported_at"  # the sandbox report's field: unix time the
 REFUSALS_KEY = f"{PREFIX}:refusals"
 # Hash: the run times of jobs that ended on a worker, as a histogram per resource class (see job_durations.py).
 DURATIONS_KEY = f"{PREFIX}:durations"
+# Hash: `STATUS|CLASS` -> jobs that ended so (completed, failed, cancelled), counted by `JobStore.end`.
+ENDED_KEY = f"{PREFIX}:ended"
 # Pub/sub channel: a worker on another host says a job ended; `serve` rebuilds the site it cannot build.
 SITE_REBUILD_CHANNEL = f"{PREFIX}:site-rebuild"
 

@@ -10,15 +10,18 @@ queue entry carries.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from mlflow.entities import Run, RunData, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from redis.exceptions import RedisError
 
 from . import contract as c
 from .admission import Admission
@@ -262,6 +265,9 @@ class JobStore:
         await asyncio.to_thread(self._write_end, job.run_id, status, reason)
         if self.admission is not None:
             await self.admission.release(job.user, [job.submission_id] if refund else [], [job.id])
+            with contextlib.suppress(RedisError):  # for GET /metrics only: never a reason to fail the ending
+                await cast(Awaitable[int], self.admission.redis.hincrby(c.ENDED_KEY,
+                                                                        f"{status}|{job.resource_class or ''}", 1))
 
     def _write_end(self, run_id: str, status: JobStatus, reason: str | None) -> None:
         if reason:

@@ -18,14 +18,22 @@ from redis.asyncio import Redis
 
 from leadersboard import job_durations
 from leadersboard.admission import RULES, refusals
-from leadersboard.contract import HEALTH_CHECK_SUFFIX, SANDBOX_REPORTED_AT, active_key, heartbeat_key, sandbox_key
+from leadersboard.contract import (
+    ENDED_KEY,
+    HEALTH_CHECK_SUFFIX,
+    SANDBOX_REPORTED_AT,
+    active_key,
+    heartbeat_key,
+    sandbox_key,
+)
 
 from .metrics_text import Family, number
 
 if TYPE_CHECKING:  # the CLI's `status` reads Redis through this module: not the service's imports (MLflow)
     from .service import Service
 
-STATUSES = ("pending", "running")  # what Redis knows of a job; how jobs ended is in MLflow only
+STATUSES = ("pending", "running")  # what Redis knows of a job now
+ENDED_STATUSES = ("completed", "failed", "cancelled")  # how jobs ended, counted as they end
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,7 @@ class LiveState:
     polling: bool  # arq's health key is fresh: some worker polls the queue
     refusals: dict[str, int]  # admission rule -> requests refused
     durations: dict[str, job_durations.Histogram]  # resource class ("": none named) -> run times
+    ended: dict[tuple[str, str], int]  # (status, resource class or "") -> jobs that ended so
 
 
 async def read_live(redis: Redis, queue_name: str) -> LiveState:
@@ -53,7 +62,12 @@ async def read_live(redis: Redis, queue_name: str) -> LiveState:
         if raw is not None:
             workers[key.decode().removeprefix(sandbox_key(""))] = json.loads(raw)
     polling = bool(await cast(Awaitable[int], redis.exists(queue_name + HEALTH_CHECK_SUFFIX)))
-    return LiveState(queued, running, active, workers, polling, await refusals(redis), await job_durations.read(redis))
+    ended: dict[tuple[str, str], int] = {}
+    for field_name, count in (await cast(Awaitable[dict[bytes, bytes]], redis.hgetall(ENDED_KEY))).items():
+        status, _, cls = field_name.decode().partition("|")
+        ended[status, cls] = int(count)
+    return LiveState(queued, running, active, workers, polling, await refusals(redis), await job_durations.read(redis),
+                     ended)
 
 
 async def collect(service: Service) -> list[Family]:
@@ -88,6 +102,13 @@ async def _live_families(service: Service, live: LiveState, default: str) -> lis
     for status in STATUSES:
         ids_now = live.running if status == "running" else live.active - live.running
         _per_class(jobs, _count(ids_now, classes, default), names, status=status)
+    ended = Family("leadersboard_jobs_ended_total", "counter", "Jobs that ended, per status and resource class.")
+    for status in ENDED_STATUSES:
+        counts: dict[str, int] = {}
+        for (found, cls), count in live.ended.items():
+            if found == status:
+                counts[cls or default] = counts.get(cls or default, 0) + count
+        _per_class(ended, counts, names, status=status)
     now = time.time()
     ages = Family("leadersboard_worker_heartbeat_age_seconds", "gauge",
                   "Seconds since each live worker last reported (workers report every 10 s).")
@@ -100,6 +121,7 @@ async def _live_families(service: Service, live: LiveState, default: str) -> lis
         refused.add(live.refusals.get(rule, 0), reason=rule)
     return [
         jobs,
+        ended,
         Family("leadersboard_queue_depth", "gauge", "Entries in the job queue (every instance on this Redis).")
         .add(len(live.queued)),
         _per_class(Family("leadersboard_queue_jobs", "gauge", "This instance's queued jobs, per resource class."),

@@ -115,6 +115,15 @@ def test_an_admin_reads_counts_that_follow_the_api(api: Api) -> None:
     assert value(after, "leadersboard_admission_refusals_total", reason="rate-limit") == 1
     assert value(after, "leadersboard_admission_refusals_total", reason="concurrency") == 0
     assert value(after, "leadersboard_workers") == 0 and value(after, "leadersboard_workers_polling") == 0
+    assert value(after, "leadersboard_jobs_ended_total", status="cancelled", resource_class="small") == 0
+
+    small = next(job for job in api.request("GET", "/jobs", participant).json() if job["resource_class"] == "small")
+    assert api.request("POST", f"/jobs/{small['job_id']}/cancel", participant).status_code == 200
+    ended = scrape(api)
+    assert value(ended, "leadersboard_jobs_ended_total", status="cancelled", resource_class="small") == 1
+    assert value(ended, "leadersboard_jobs_ended_total", status="cancelled", resource_class="medium") == 0
+    assert value(ended, "leadersboard_jobs_ended_total", status="completed", resource_class="small") == 0
+    assert value(ended, "leadersboard_jobs", status="pending", resource_class="small") == 0
 
 
 def test_only_admins(api: Api) -> None:
