@@ -22,7 +22,7 @@ from leadersboard.users import Caller, UserStore
 
 from .dependencies import Dependencies
 from .git_http import PushRegistry
-from .intake import Intake
+from .intake.intake import Intake
 
 T = TypeVar("T")
 REDIS_TIMEOUT = 2.0  # seconds, for connecting and for every answer

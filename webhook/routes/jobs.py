@@ -19,7 +19,7 @@ from leadersboard.names import RESOURCE_CLASS
 from leadersboard.users import Caller
 
 from ..deps import CurrentUser, DependenciesUp, ServiceDep
-from ..intake import JobRefused
+from ..intake.intake import JobRefused
 from ..service import Service
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
