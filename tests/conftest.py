@@ -25,8 +25,10 @@ import redis
 from leadersboard.local.mlflow_server import MlflowServer, launch_mlflow
 from leadersboard.local.redis_server import RedisServer, start_redis
 
+from support.early import EarlyRun
 from support.git import GitClient
-from support.instances import Instance, create_instance
+from support.instances import Instance, create_instance, start_mlflow_template
+from support.mlflow_routes import ROUTE_DUMP
 from support.platform import Platform, new_platform
 from support.servers import Server, launch_server
 
@@ -77,11 +79,27 @@ def _mlflow_launched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mlflo
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _launch_mlflow_early(request: pytest.FixtureRequest) -> None:
-    """The MLflow server takes seconds of CPU to start: launched with the first test when a later one
-    needs it, it starts on a spare core meanwhile."""
-    if any("mlflow_server" in getattr(item, "fixturenames", ()) for item in request.session.items):
+def _start_early(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """What takes seconds of MLflow's imports to start (the MLflow server, the template store, MLflow's
+    route table) starts with the session's first test when a later test needs it: on a spare core,
+    while the tests before that one run."""
+    items = request.session.items
+
+    def uses(fixture: str = "", helper: str = "") -> bool:
+        return any(fixture in getattr(item, "fixturenames", ()) or hasattr(getattr(item, "module", None), helper)
+                   for item in items)
+
+    started: list[EarlyRun] = []
+    if uses(fixture="mlflow_server"):
         request.getfixturevalue("_mlflow_launched")
+    if uses(fixture="make_instance", helper="create_instance") or uses(helper="mlflow_template"):
+        started.append(start_mlflow_template(tmp_path_factory.getbasetemp()))
+    if uses(helper="mlflow_routes"):
+        ROUTE_DUMP.start()
+        started.append(ROUTE_DUMP)
+    yield
+    for run in started:
+        run.stop()  # one the session ended before reading
 
 
 @pytest.fixture(scope="session")
