@@ -82,8 +82,10 @@ def _mlflow_launched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mlflo
 def _start_early(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """What takes seconds of MLflow's imports to start (the MLflow server, the template store, MLflow's
     route table) starts with the session's first test when a later test needs it: on a spare core,
-    while the tests before that one run."""
-    items = request.session.items
+    while the tests before that one run. In a serial run (the fast tiers); a test process of `-n`
+    starts each when a test needs it."""
+    # A pytest-xdist worker collects every test but runs only its share: there, each starts when needed.
+    items = [] if hasattr(request.config, "workerinput") else request.session.items
 
     def uses(fixture: str = "", helper: str = "") -> bool:
         return any(fixture in getattr(item, "fixturenames", ()) or hasattr(getattr(item, "module", None), helper)
