@@ -1,7 +1,7 @@
 """Keeping alive what `serve` starts: each child has a thread that waits for it to die, ends what is
-left of its process group, and starts it again after a back-off (1 s, doubling up to a minute; back
-to 1 s once a child has run for a minute). Every death and restart is logged, and `status()` says
-where each child is, for /healthz.
+left of its process group, and starts it again after a back-off (`Backoff`: 1 s, doubling up to a
+minute; back to 1 s once a child has run for a minute). Every death and restart is logged, and
+`status()` says where each child is, for /healthz.
 """
 
 from __future__ import annotations
@@ -20,10 +20,20 @@ from typing import Any, Protocol, TypeVar
 
 log = logging.getLogger(__name__)
 
-FIRST_BACKOFF_SECONDS = 1.0
-MAX_BACKOFF_SECONDS = 60.0
-STABLE_SECONDS = 60.0  # up this long: the next death restarts it after the first back-off again
-POLL_SECONDS = 0.5
+
+@dataclass(frozen=True)
+class Backoff:
+    """When a dead child starts again: `first` seconds after its death, doubling up to `most`; after
+    `first` again once it had run `stable` seconds. A child is looked at every `poll` seconds."""
+
+    first: float = 1.0
+    most: float = 60.0
+    stable: float = 60.0
+    poll: float = 0.5
+
+    def after(self, backoff: float) -> float:
+        """The back-off that follows one of `backoff` seconds."""
+        return min(2 * backoff, self.most)
 
 
 class Running(Protocol):
@@ -58,8 +68,9 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, on_start: Callable[[str, int], None] | None = None) -> None:
+    def __init__(self, on_start: Callable[[str, int], None] | None = None, backoff: Backoff = Backoff()) -> None:
         """`on_start(name, pid)` hears of every child started, restarts included."""
+        self.backoff = backoff
         self._groups: list[list[Child]] = []
         self._stopping = threading.Event()
         self._on_start = on_start
@@ -102,23 +113,24 @@ class Supervisor:
             threading.Thread(target=self._watch, args=(child,), name=f"supervise {child.name}", daemon=True).start()
 
     def _watch(self, child: Child) -> None:
-        backoff = FIRST_BACKOFF_SECONDS
+        backoff = self.backoff.first
         while True:
             running = child.running
-            if running is None or (status := _wait_for_exit(running.process, self._stopping)) is None:
+            status = None if running is None else _wait_for_exit(running.process, self._stopping, self.backoff.poll)
+            if running is None or status is None:
                 return  # stopping
             with child.lock:
                 if self._stopping.is_set():
                     return
                 _end_group(running)
                 child.running, child.state, child.last_exit = None, "restarting", status
-            if time.monotonic() - child.started_at > STABLE_SECONDS:
-                backoff = FIRST_BACKOFF_SECONDS
+            if time.monotonic() - child.started_at > self.backoff.stable:
+                backoff = self.backoff.first
             log.warning("%s (pid %d) %s; starting it again in %.0f s", child.name, running.process.pid, status,
                         backoff)
             while not self._restart(child, backoff):
-                backoff = min(2 * backoff, MAX_BACKOFF_SECONDS)
-            backoff = min(2 * backoff, MAX_BACKOFF_SECONDS)
+                backoff = self.backoff.after(backoff)
+            backoff = self.backoff.after(backoff)
 
     def _restart(self, child: Child, after: float) -> bool:
         """Start the child again after `after` seconds: True once started (or when stopping meanwhile),
@@ -132,7 +144,7 @@ class Supervisor:
                 running = self._started(child.name, child.start())
             except Exception as exc:  # the next try may work (a port still held, say): say it, try again
                 log.error("%s could not start again: %s; next try in %.0f s", child.name, exc,
-                          min(2 * after, MAX_BACKOFF_SECONDS))
+                          self.backoff.after(after))
                 return False
             child.running, child.state, child.started_at = running, "up", time.monotonic()
             child.restarts += 1
@@ -149,10 +161,10 @@ def _stop(child: Child) -> None:
         child.state = "stopped"
 
 
-def _wait_for_exit(process: subprocess.Popen[bytes], stopping: threading.Event) -> str | None:
+def _wait_for_exit(process: subprocess.Popen[bytes], stopping: threading.Event, poll: float) -> str | None:
     """How the process ended, once it has; None when `stopping` is set first. The process is left
     unreaped (a zombie): until then its pid, its group's id, cannot be given to another process."""
-    while not stopping.wait(POLL_SECONDS):
+    while not stopping.wait(poll):
         try:
             found = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
         except ChildProcessError:  # reaped already (by a stop)

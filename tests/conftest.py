@@ -2,7 +2,9 @@
 instances made by the real CLI, real `leadersboard serve` processes, the real git client.
 
 - `redis_server` (session): one redis-server on a free port; `_flush_redis` empties it before each test.
-- `mlflow_server` (session): one MLflow tracking server; tests keep apart by their own names.
+- `mlflow_server` (session): one MLflow tracking server; tests keep apart by their own names. It is
+  launched with the session's first test when any test will need it, so that it starts while the
+  tests before them run (the quick tiers run first).
 - `make_instance` / `instance`: `leadersboard init`, data set `visa` (with `pcb1/`), users alice and bob.
 - `start_server` / `server`: `leadersboard serve` on a free port against the session's Redis, no workers.
 - `make_platform`: `leadersboard serve` with workers and the session's MLflow server.
@@ -20,11 +22,13 @@ from typing import Any
 import pytest
 import redis
 
-from leadersboard.local.mlflow_server import MlflowServer, start_mlflow
+from leadersboard.local.mlflow_server import MlflowServer, launch_mlflow
 from leadersboard.local.redis_server import RedisServer, start_redis
 
+from support.early import EarlyRun
 from support.git import GitClient
-from support.instances import Instance, create_instance
+from support.instances import Instance, create_instance, start_mlflow_template
+from support.mlflow_routes import ROUTE_DUMP
 from support.platform import Platform, new_platform
 from support.servers import Server, launch_server
 
@@ -62,18 +66,50 @@ def _flush_redis(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    """One real MLflow tracking server for the session (it takes seconds to start); tests keep apart
-    by their own benchmark and user names."""
+def _mlflow_launched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
         patch.setenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-        server = start_mlflow(tmp_path_factory.mktemp("mlflow"))
+        server = launch_mlflow(tmp_path_factory.mktemp("mlflow"))
         try:
             yield server
         finally:
             server.stop()
     assert server.process.poll() is not None, "the MLflow server did not stop"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_early(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """What takes seconds of MLflow's imports to start (the MLflow server, the template store, MLflow's
+    route table) starts with the session's first test when a later test needs it: on a spare core,
+    while the tests before that one run. In a serial run (the fast tiers); a test process of `-n`
+    starts each when a test needs it."""
+    # A pytest-xdist worker collects every test but runs only its share: there, each starts when needed.
+    items = [] if hasattr(request.config, "workerinput") else request.session.items
+
+    def uses(fixture: str = "", helper: str = "") -> bool:
+        return any(fixture in getattr(item, "fixturenames", ()) or hasattr(getattr(item, "module", None), helper)
+                   for item in items)
+
+    started: list[EarlyRun] = []
+    if uses(fixture="mlflow_server"):
+        request.getfixturevalue("_mlflow_launched")
+    if uses(fixture="make_instance", helper="create_instance") or uses(helper="mlflow_template"):
+        started.append(start_mlflow_template(tmp_path_factory.getbasetemp()))
+    if uses(helper="mlflow_routes"):
+        ROUTE_DUMP.start()
+        started.append(ROUTE_DUMP)
+    yield
+    for run in started:
+        run.stop()  # one the session ended before reading
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(_mlflow_launched: MlflowServer) -> MlflowServer:
+    """One real MLflow tracking server for the session; tests keep apart by their own benchmark and
+    user names."""
+    _mlflow_launched.wait_healthy()
+    return _mlflow_launched
 
 
 @pytest.fixture
@@ -143,14 +179,15 @@ def make_platform(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisS
 # ------------------------------------------------------------------------------------------- order
 
 
-TIER_ORDER = {"e2e": 0, "api": 1, "checks": 2, "unit": 3}
+TIER_ORDER = {"e2e": 0, "checks": 1, "unit": 2, "api": 3}
 LONGEST_FILES = ("test_jobs.py", "test_faults.py", "test_docker_executor.py", "test_guide_samples.py",
                  "test_quality.py")  # measured (--durations): several minutes each
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The longest files first, then the end-to-end tier, then the quick ones: with the files spread over
-    test processes (`-n 3 --dist loadfile`), the long ones start at once and the rest fill in around them."""
+    test processes (`-n 3 --dist loadfile`), the long ones start at once and the rest fill in around them.
+    The unit tier runs before the API tier: the session's MLflow server starts meanwhile."""
     def rank(item: pytest.Item) -> tuple[int, int]:
         if item.path.name in LONGEST_FILES:
             return 0, LONGEST_FILES.index(item.path.name)

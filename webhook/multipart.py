@@ -55,6 +55,8 @@ class FormReader:
         self.files: list[UploadedFile] = []
         self.file_bytes = 0
         self.reading = False  # the body is being read (else the answer can go before any of it)
+        self.received = 0
+        self.declared: int | None = None  # Content-Length, when sent
         self._open: list[Any] = []
         self._part = _Part()
         self._header_name = bytearray()
@@ -68,19 +70,19 @@ class FormReader:
             raise UploadError("Send the submission as multipart/form-data (files, entrypoint, config_file, metadata)")
         max_body = self.limits.max_submission_bytes + FORM_OVERHEAD_BYTES
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_body:
-            raise UploadTooLarge(f"The upload is {_mb(int(declared))}, over the {_mb(max_body)} limit of a request")
+        self.declared = int(declared) if declared.isdigit() else None
+        if self.declared is not None and self.declared > max_body:
+            raise UploadTooLarge(f"The upload is {_mb(self.declared)}, over the {_mb(max_body)} limit of a request")
         parser = MultipartParser(boundary, {
             "on_part_begin": self._begin, "on_part_data": self._data, "on_part_end": self._end,
             "on_header_field": self._header_field, "on_header_value": self._header_value_part,
             "on_header_end": self._header_end, "on_headers_finished": self._headers_done,
         })
-        received = 0
         try:
             self.reading = True
             async for chunk in stream:
-                received += len(chunk)
-                if received > max_body:
+                self.received += len(chunk)
+                if self.received > max_body:
                     raise UploadTooLarge(f"The upload is over the {_mb(max_body)} limit of a request")
                 parser.write(chunk)
             parser.finalize()
@@ -93,6 +95,13 @@ class FormReader:
             raise
         for item in self.files:
             item.content.seek(0)
+
+    @property
+    def body_left(self) -> bool:
+        """Part of the body may still be on its way: reading began and less than its Content-Length
+        (or a body of no declared length) came. A refusal drops the rest before it answers; when
+        all of it came, there is nothing to wait for."""
+        return self.reading and (self.declared is None or self.received < self.declared)
 
     def close(self) -> None:
         for spooled in self._open:

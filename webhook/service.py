@@ -23,7 +23,7 @@ from leadersboard.worker_tokens import WorkerTokenStore, is_worker_token
 
 from .dependencies import Dependencies
 from .git_http import PushRegistry
-from .intake import Intake
+from .intake.intake import Intake
 
 T = TypeVar("T")
 REDIS_TIMEOUT = 2.0  # seconds, for connecting and for every answer

@@ -50,6 +50,11 @@ class MlflowServer:
     def log_path(self) -> Path:
         return self.directory / "mlflow.log"
 
+    def wait_healthy(self, timeout: float = DEFAULT_START_TIMEOUT) -> None:
+        """Return once `/health` answers; raise MlflowStartError with the tail of the log if the server
+        exits first or does not answer within `timeout` seconds."""
+        _wait_healthy(self, timeout)
+
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the server and every process it started (gunicorn master and workers share its group)."""
         if self.process.poll() is not None:
@@ -81,6 +86,19 @@ def start_mlflow(directory: Path, port: int | None = None, *, host: str = "127.0
 
     Returns once `/health` answers; raises MlflowStartError with the tail of the server log otherwise.
     """
+    server = launch_mlflow(directory, port, host=host, workers=workers)
+    try:
+        server.wait_healthy(timeout)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def launch_mlflow(directory: Path, port: int | None = None, *, host: str = "127.0.0.1",
+                  workers: int = 2) -> MlflowServer:
+    """`start_mlflow` without the wait: the server process is started, `wait_healthy` waits for its
+    first answer (seconds of imports and migrations, which the caller may spend on other work)."""
     directory.mkdir(parents=True, exist_ok=True)
     artifacts = directory / "artifacts"
     artifacts.mkdir(exist_ok=True)
@@ -103,13 +121,7 @@ def start_mlflow(directory: Path, port: int | None = None, *, host: str = "127.0
     with log_path.open("ab") as log:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                    env=env, cwd=directory, start_new_session=True)
-    server = MlflowServer(process, host, port, directory)
-    try:
-        _wait_healthy(server, timeout)
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    return MlflowServer(process, host, port, directory)
 
 
 def _wait_healthy(server: MlflowServer, timeout: float) -> None:

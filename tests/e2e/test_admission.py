@@ -23,7 +23,7 @@ from leadersboard.jobs import JobStore
 from leadersboard.local.redis_server import RedisServer
 from leadersboard.settings import Settings
 from leadersboard.submissions import SubmissionStore
-from leadersboard.webhook.intake import Intake
+from leadersboard.webhook.intake.intake import Intake
 
 from support.folders import BAD_FOLDERS
 from support.git import GitClient, remote_lines

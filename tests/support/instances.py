@@ -19,6 +19,7 @@ import yaml
 
 from leadersboard.local.datagen import encode_png
 
+from .early import EarlyRun
 from .git import git_env
 
 BIN = Path(sys.executable).parent
@@ -143,21 +144,28 @@ class Instance:
         return result.stdout.strip() or None
 
 
-_MLFLOW_TEMPLATE: list[Path] = []
+_MLFLOW_TEMPLATE: list[tuple[Path, EarlyRun]] = []
+
+
+def start_mlflow_template(base: Path) -> EarlyRun:
+    """Start making the template in `base` (a child process), unless it was started already."""
+    if not _MLFLOW_TEMPLATE:
+        path = base / "mlflow-template.db"
+        run = EarlyRun([sys.executable, "-W", "ignore", "-c",
+                        "import sys; from mlflow.tracking import MlflowClient; "
+                        "MlflowClient(tracking_uri='sqlite:///' + sys.argv[1]).search_experiments()", str(path)],
+                       env={"MLFLOW_DISABLE_TELEMETRY": "true"}, timeout=120)
+        run.start()
+        _MLFLOW_TEMPLATE.append((path, run))
+    return _MLFLOW_TEMPLATE[0][1]
 
 
 def mlflow_template(base: Path) -> Path:
     """An empty MLflow SQLite store with its tables made (by MLflow itself, once per session): each
-    instance starts from a copy, which saves every server the seconds MLflow's migrations take."""
-    if not _MLFLOW_TEMPLATE:
-        path = base / "mlflow-template.db"
-        subprocess.run([sys.executable, "-W", "ignore", "-c",
-                        "import sys; from mlflow.tracking import MlflowClient; "
-                        "MlflowClient(tracking_uri='sqlite:///' + sys.argv[1]).search_experiments()", str(path)],
-                       check=True, capture_output=True, timeout=120,
-                       env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
-        _MLFLOW_TEMPLATE.append(path)
-    return _MLFLOW_TEMPLATE[0]
+    instance starts from a copy, which saves every server the seconds MLflow's migrations take.
+    `tests/conftest.py` starts making it with the session's first test when a test will need it."""
+    start_mlflow_template(base).stdout()
+    return _MLFLOW_TEMPLATE[0][0]
 
 
 def create_instance(base: Path, limits: Mapping[str, int] | None = None,

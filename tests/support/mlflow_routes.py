@@ -6,11 +6,11 @@ adds (under uvicorn, the default of an operator's own server)."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import sys
 from dataclasses import dataclass
+
+from .early import EarlyRun
 
 DUMP = r'''
 import json, warnings
@@ -48,11 +48,12 @@ class Route:
         return re.sub(r"<\w+>", "<x>", re.sub(r"<path:\w+>", "<path>", self.rule))
 
 
+ROUTE_DUMP = EarlyRun([sys.executable, "-c", DUMP], env={"MLFLOW_DISABLE_TELEMETRY": "true"},
+                      drop=("MLFLOW_TRACKING_URI",))  # started early by tests/conftest.py when needed
+
+
 def mlflow_routes() -> list[Route]:
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    out = subprocess.run([sys.executable, "-c", DUMP], capture_output=True, text=True, check=True, timeout=180,
-                         env=env).stdout
+    out = ROUTE_DUMP.stdout()
     routes = set()
     for entry in json.loads(out.splitlines()[-1]):
         # FastAPI spells parameters {name} and {name:path}; write them as Flask does.

@@ -95,3 +95,12 @@ def test_the_command_line_starts_without_mlflow_or_torch() -> None:
     probe = "import sys, leadersboard.cli.main; print(sorted({'mlflow', 'torch', 'anomalib'} & set(sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_the_rules_checker_processes_load_no_mlflow() -> None:
+    """The rules run in checker processes (`webhook/intake/checks.py`) that import the rules' modules,
+    `push` and `behalf`, and their package: MLflow there would cost each one seconds of CPU at start."""
+    probe = ("import sys, leadersboard.webhook.intake.checks as c; c._load_the_rules(); "
+             "print(sorted({'mlflow', 'torch', 'anomalib', 'fastapi'} & set(sys.modules)))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

@@ -18,7 +18,9 @@ import pytest
 from leadersboard.cli.guardian import start_guardian
 from leadersboard.cli.instance_lock import InstanceBusy, InstanceLock
 from leadersboard.cli.leftovers import MARK_ENV, end_leftovers, marked_processes, new_mark, start_time
-from leadersboard.cli.supervisor import Supervisor
+from leadersboard.cli.supervisor import Backoff, Supervisor
+
+BACKOFF = Backoff(first=0.2, poll=0.05)  # serve's back-off, in steps short enough for a test
 
 
 @dataclass
@@ -60,7 +62,7 @@ def group_members(pgid: int) -> list[int]:
 
 @pytest.fixture
 def supervisor() -> Iterator[Supervisor]:
-    sup = Supervisor()
+    sup = Supervisor(backoff=BACKOFF)
     yield sup
     sup.stop()
 
@@ -87,7 +89,15 @@ def test_restarts_back_off(supervisor: Supervisor) -> None:
     supervisor.keep("flapping", start)
     wait_for(lambda: len(starts) >= 4, seconds=30)
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
-    assert gaps[0] >= 1.0 and gaps[1] >= 2.0 and gaps[2] >= 4.0, gaps
+    assert gaps[0] >= 0.2 and gaps[1] >= 0.4 and gaps[2] >= 0.8, gaps  # doubling
+
+
+def test_serves_back_off_doubles_from_a_second_up_to_a_minute() -> None:
+    steps = [Backoff().first]
+    while len(steps) < 8:
+        steps.append(Backoff().after(steps[-1]))
+    assert steps == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert Supervisor().backoff == Backoff()  # what serve's supervisor uses
 
 
 def test_nothing_is_restarted_after_stop(supervisor: Supervisor) -> None:
@@ -95,7 +105,7 @@ def test_nothing_is_restarted_after_stop(supervisor: Supervisor) -> None:
     supervisor.stop()
     assert all(child.process.poll() is not None for child in children)
     assert {status["state"] for status in supervisor.status().values()} == {"stopped"}
-    time.sleep(1.5)
+    time.sleep(10 * BACKOFF.poll + BACKOFF.first)  # long enough for a restart, had one been due
     assert all(status["restarts"] == 0 for status in supervisor.status().values())
 
 

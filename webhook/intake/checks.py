@@ -3,8 +3,9 @@
 Reading a participant's files parses YAML and Python; `ast.parse` holds the interpreter for the
 whole parse, so in one of the service's threads a large file would stall every request. The rules
 run instead in a small pool of processes (forkserver: a fresh interpreter, nothing of the service's
-threads, sockets or secrets inherited). A check that outlives its deadline is abandoned with its
-pool, whose processes are ended; the next check gets a new pool.
+threads, sockets or secrets inherited). The forkserver itself loads the rules' modules once, so a
+checker process starts with them loaded. A check that outlives its deadline is abandoned with its
+pool, whose processes are ended; the next check gets a new pool, forked in milliseconds.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 WORKERS = 2
 DEADLINE_SECONDS = 30.0
+RULES_MODULE = f"{__package__}.behalf"  # the upload's rules; they import the push's (`push`)
 
 
 class ChecksTimedOut(Exception):
@@ -57,7 +59,11 @@ class RuleChecker:
 
     def _current(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("forkserver"))
+            context = multiprocessing.get_context("forkserver")
+            # Loaded by the forkserver when it starts (the first pool); a forkserver already running keeps
+            # what it has. `__main__`, the default, stays first.
+            context.set_forkserver_preload(["__main__", RULES_MODULE])
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
         return self._pool
 
     def _end(self, pool: ProcessPoolExecutor) -> None:

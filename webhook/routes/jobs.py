@@ -21,8 +21,8 @@ from leadersboard.queue import positions
 from leadersboard.users import Caller
 
 from ..deps import CurrentUser, DependenciesUp, ServiceDep
-from ..intake import JobRefused
 from ..intake.gpus import unserved_class
+from ..intake.intake import JobRefused
 from ..service import Service
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])

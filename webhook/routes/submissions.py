@@ -69,7 +69,7 @@ async def create_submission(request: Request, caller: CurrentUser, service: Serv
                     for p in exc.problems]
         return JSONResponse({"detail": str(exc), "problems": problems}, status_code=400)
     except UploadTooLarge as exc:
-        if reader.reading:
+        if reader.body_left:
             await discard_rest(request.receive)
         return JSONResponse({"detail": str(exc)}, status_code=413, headers={"Connection": "close"})
     except UploadError as exc:
