@@ -6,14 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
+from leadersboard.cli.main import main
 from leadersboard.model_cache import ModelCacheError, environment, inspect
 from leadersboard.runner.docker_executor import ContainerSpec, create_args
 from leadersboard.runner.process_executor import model_cache_binds
 from leadersboard.runner.sandbox import Sandbox
 from leadersboard.settings import Settings
-
-from support.instances import run_cli
 
 HF_MODEL = Path("huggingface/hub/models--timm--resnet18.a1_in1k")
 
@@ -64,21 +64,28 @@ def test_jobs_are_pointed_at_the_cache_offline() -> None:
                                           "HF_HUB_OFFLINE": "1"}
 
 
+def cli(*args: str, check: bool = True) -> Result:
+    """`leadersboard ARGS` through click in this process (the same commands, without a new interpreter)."""
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    assert not check or result.exit_code == 0, result.output
+    return result
+
+
 def test_weights_add_show_remove(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    run_cli("init", "--home", str(home))
+    cli("init", "--home", str(home))
     assert Settings.load(home).current_model_cache() is None
-    refused = run_cli("weights", "add", str(tmp_path), "--home", str(home), check=False)
-    assert refused.returncode != 0 and "no weights found" in refused.stderr
+    refused = cli("weights", "add", str(tmp_path), "--home", str(home), check=False)
+    assert refused.exit_code != 0 and "no weights found" in refused.stderr
     cache = make_cache(tmp_path / "cache")
-    added = run_cli("weights", "add", str(cache), "--home", str(home))
+    added = cli("weights", "add", str(cache), "--home", str(home))
     assert "1 torch hub checkpoint(s); Hugging Face models: timm/resnet18.a1_in1k" in added.stdout
     assert Settings.load(home).runner.model_cache == str(cache)
     assert Settings.load(home).current_model_cache() == cache
-    assert str(cache) in run_cli("weights", "show", "--home", str(home)).stdout
-    run_cli("weights", "remove", "--home", str(home))
+    assert str(cache) in cli("weights", "show", "--home", str(home)).stdout
+    cli("weights", "remove", "--home", str(home))
     assert Settings.load(home).current_model_cache() is None
-    assert "no model cache" in run_cli("weights", "show", "--home", str(home)).stdout
+    assert "no model cache" in cli("weights", "show", "--home", str(home)).stdout
 
 
 def test_each_executor_mounts_the_cache_read_only_in_the_scratch_folder(tmp_path: Path) -> None:
