@@ -16,6 +16,7 @@ import logging
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
@@ -37,21 +38,32 @@ class RuleChecker:
         self._pool: ProcessPoolExecutor | None = None
 
     async def run(self, check: Callable[..., T], *args: Any) -> T:
-        """`check(*args)` in a checker process (a module-level function, its arguments picklable)."""
-        pool = self._current()
-        try:
-            return await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(pool, check, *args),
-                                          self.deadline)
-        except TimeoutError:
-            log.warning("a rule check ran past %.0f s: its checker processes are replaced", self.deadline)
-            self._end(pool)
-            raise ChecksTimedOut(f"checking the files took longer than {self.deadline:.0f} s") from None
+        """`check(*args)` in a checker process (a module-level function, its arguments picklable). A pool
+        broken under it (ended after another check's deadline, a process killed) is replaced, once."""
+        for attempt in range(2):
+            pool = self._current()
+            try:
+                return await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(pool, check, *args),
+                                              self.deadline)
+            except TimeoutError:
+                log.warning("a rule check ran past %.0f s: its checker processes are replaced", self.deadline)
+                self._end(pool)
+                raise ChecksTimedOut(f"checking the files took longer than {self.deadline:.0f} s") from None
+            except BrokenProcessPool:
+                self._end(pool)
+                if attempt:
+                    raise
+                log.warning("the rules' checker processes were gone: checking again in new ones")
+        raise AssertionError("unreachable")
 
     async def warm(self) -> None:
         """Start the checker processes and load the rules in them now, at the service's start: else the
-        first push after a start pays for it (seconds, tens of seconds on a busy host)."""
+        first push after a start pays for it (seconds, tens of seconds on a busy host). No deadline: a
+        slow start on a busy host is no hostile input, and its pool must not be ended under a push."""
+        pool = self._current()
+        loop = asyncio.get_running_loop()
         with contextlib.suppress(Exception):  # a pool that cannot start says so on the first real check
-            await asyncio.gather(*(self.run(_load_the_rules) for _ in range(self.workers)))
+            await asyncio.gather(*(loop.run_in_executor(pool, _load_the_rules) for _ in range(self.workers)))
 
     def close(self) -> None:
         if self._pool is not None:
