@@ -181,6 +181,7 @@ def make_platform(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisS
 
 TIER_ORDER = {"e2e": 0, "checks": 1, "unit": 2, "api": 3}
 LONGEST_FILES = ("test_jobs.py", "test_faults.py", "test_docker_executor.py", "test_guide_samples.py",
+                 "test_remote_worker.py", "test_restore.py", "test_gpus.py",
                  "test_quality.py")  # measured (--durations): several minutes each
 
 
