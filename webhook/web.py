@@ -54,7 +54,9 @@ def create_web_app(service: Service) -> Any:
         text = TEXT[chosen]
         html = env.get_template("index.html").render(
             lang=chosen, t=text, languages=LANGUAGES, script_text={**text, "refresh_seconds": REFRESH_SECONDS},
-            default_entrypoint=DEFAULT_ENTRYPOINT, default_config=DEFAULT_CONFIG)
+            default_entrypoint=DEFAULT_ENTRYPOINT, default_config=DEFAULT_CONFIG,
+            resource_classes=service.settings.resource_classes.names,
+            default_class=service.settings.resource_classes.default)
         return HTMLResponse(html, headers={"Vary": "Accept-Language", "Cache-Control": "no-store"})
 
     @web.api_route("/static/{name}", methods=["GET", "HEAD"], include_in_schema=False)

@@ -205,3 +205,21 @@ def test_hostile_names_errors_and_logs_are_shown_as_text(platform: Platform, tmp
         assert page.evaluate("document.title") == title != "pwned"
         assert page.dialogs == [], page.dialogs
         assert page.exceptions == [], page.exceptions
+
+
+def test_the_form_picks_a_resource_class(platform: Platform, tmp_path: Path) -> None:
+    user, token = next(iter(platform.instance.tokens.items()))
+    (tmp_path / "main.py").write_text(MLFLOW_MAIN.format(auroc=0.5, f1=0.5))
+    (tmp_path / "config.yaml").write_text(GOOD_CONFIG)
+    with browser_page() as page:
+        page.goto(web_url(platform))
+        offered = page.evaluate("[...document.querySelectorAll('#resource_class option')].map(o => o.value)")
+        assert offered == ["small", "medium", "large"]
+        assert page.evaluate("document.querySelector('#resource_class').value") == "medium"  # the default
+        fill_form(page, token, [tmp_path / "main.py", tmp_path / "config.yaml"], folder="sized")
+        page.evaluate("document.querySelector('#resource_class').value = 'large'")
+        page.click("#submit")
+        page.wait_for("document.querySelector('#result.ok') && document.querySelector('#result').innerText")
+        assert page.dialogs == [] and page.exceptions == []
+    jobs = [job for job in platform.api("GET", "/jobs", user).json() if job["submission"] == "sized"]
+    assert [job["resource_class"] for job in jobs] == ["large"]

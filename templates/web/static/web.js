@@ -67,6 +67,9 @@
         if (body.job_id) {
           lines.push(fill(T.accepted_job, { job: body.job_id }));
         }
+        if (body.note) {
+          lines.push(body.note);
+        }
         say("ok", lines);
         $("files").value = "";
       } else {
