@@ -167,7 +167,7 @@ def test_a_second_serve_of_the_instance_is_refused(own_services: Callable[..., P
     second = subprocess.run(
         [sys.executable, "-m", "leadersboard.cli", "serve", "--api-port", str(free_port()), "--web-port",
          str(free_port()), "--mlflow-port", str(free_port()), "--workers", "0"],
-        env=platform.env(), capture_output=True, text=True, timeout=60, check=False)
+        env=platform.env(), capture_output=True, text=True, timeout=180, check=False)  # a loaded CI host
     assert second.returncode != 0
     assert f"another `leadersboard serve` (pid {platform.process.pid}) is running this instance" in second.stderr
     assert health(platform)["status"] == "ok"
