@@ -87,7 +87,8 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
                 "%s executor: jobs run %s", executor.name, confinement)
         # Whether a job here sees a GPU (a docker host without the NVIDIA runtime gives none): admission
         # refuses `accelerator: gpu` when no live worker has one.
-        gpus = 1 if executor.view(settings.scratch_dir, gpu).gpu and gpu_present(gpu) else 0
+        present = gpu_present(gpu)
+        gpus = 1 if executor.view(settings.scratch_dir, gpu).gpu and present else 0
         report = {"executor": executor.name, "level": confinement.level, "summary": confinement.summary,
                   SANDBOX_GPUS: gpus, SANDBOX_CLASSES: sorted(classes) if classes else None}
 
@@ -100,7 +101,7 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
         ctx["leadersboard"] = WorkerContext(
             settings=settings, redis=redis, jobs=JobStore(tracking_uri, admission=Admission(redis, settings.limits)),
             executor=executor, worker_id=worker_id, gpu=gpu, on_job_end=job_ended, aborted=worker.aborting_tasks,
-            code=CodeCache(settings.home, joined) if joined else None, gpu_present=gpu_present(gpu))
+            code=CodeCache(settings.home, joined) if joined else None, gpu_present=present)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         report: asyncio.Task[None] | None = ctx.get("sandbox_report")
