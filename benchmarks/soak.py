@@ -276,7 +276,12 @@ class Soak:
         """Follow every admitted job until it ends (or clearly never will)."""
         waiting = list(self.tally.admitted)
         give_up = time.monotonic() + max(600, len(waiting) * 30 / max(1, self.args.workers))
+        told = time.monotonic()
         while waiting and time.monotonic() < give_up:
+            if time.monotonic() - told > 30:
+                told = time.monotonic()
+                seen = [(job.job_id[:12], job.job.get("status", "?")) for job in waiting]
+                print(f"{time.strftime('%H:%M:%S')} waiting for {len(waiting)} job(s): {seen[:10]}", flush=True)
             for job in list(waiting):
                 status = self._status(job)
                 if status.get("status") in TERMINAL:
@@ -292,7 +297,9 @@ class Soak:
                                headers={"Authorization": f"Bearer {self.tokens[job.user]}"})
         except httpx.HTTPError:
             return {}
-        body: dict[str, Any] = answer.json() if answer.status_code == 200 else {}
+        if answer.status_code != 200:
+            return {"status": f"HTTP {answer.status_code}"}  # not terminal: followed on, and shown while waited for
+        body: dict[str, Any] = answer.json()
         return body
 
     def _report(self, seconds: float) -> int:
@@ -313,7 +320,7 @@ class Soak:
         print(f"ended: {dict(statuses)}; ran more than once: {sum(j.job.get('attempts', 0) > 1 for j in ended)}")
         for reason, count in reasons.most_common():
             print(f"  {count} x {reason}")
-        print(f"lost: {len(lost)} {[j.job_id for j in lost][:10]}")
+        print(f"lost: {len(lost)} {[(j.job_id, j.job.get('status')) for j in lost][:10]}")
         print(f"worst admission to end: {worst:.1f} s; worst overrun of deadline: "
               f"{max((_overrun(j, self.job_limit) for j in ended), default=0):.1f} s (allowed 60); late: {len(late)}")
         print(f"active slots at the end: {sum(slots.values())} {({u: n for u, n in slots.items() if n})}")

@@ -14,9 +14,10 @@ from . import db
 _NAMESPACE = uuid.UUID("5b0d6c1e-8f53-4a7c-9a55-0c1b7e3d2f10")
 
 
-def submission_id(commit_id: str, folder: str) -> str:
-    """Stable per commit + folder: the same event always names the same submission."""
-    return uuid.uuid5(_NAMESPACE, f"{commit_id}:{folder}").hex
+def submission_id(user: str, commit_id: str, folder: str) -> str:
+    """Stable per user + commit + folder: the same event always names the same submission, and two users
+    who push the same commit (a shared template, a teammate's branch) submit two."""
+    return uuid.uuid5(_NAMESPACE, f"{user}:{commit_id}:{folder}").hex
 
 
 def job_id(submission: str, attempt: int = 0) -> str:

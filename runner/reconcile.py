@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from arq.connections import ArqRedis
-from arq.constants import in_progress_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
@@ -129,8 +129,17 @@ class JobReconciler:
             log.warning("job %s: its worker %s stopped beating; it runs again", job.id, job.worker)
             return False
         await self.jobs.end(job, JobStatus.FAILED, LOST_TWICE, platform_fault=True)
+        await self._drop_queue_entry(job.id)
         log.warning("ended job %s: its worker %s stopped beating, a second time", job.id, job.worker)
         return True
+
+    async def _drop_queue_entry(self, job_id: str) -> None:
+        """The dead worker's claimed entry of a job that ended: left, it sits in the queue (and in its
+        counts) until arq's job timeout passes."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(self.settings.queue_name, job_id)
+            pipe.delete(in_progress_key_prefix + job_id, job_key_prefix + job_id, retry_key_prefix + job_id)
+            await pipe.execute()
 
     async def _redis_up_for(self, seconds: float) -> bool:
         """Whether Redis has been up this long: a Redis that just restarted has not yet received the

@@ -68,8 +68,12 @@ def test_a_dead_workers_job_runs_again_once_then_fails(api: Api) -> None:
         assert (await redis.zcard(hourly_key(user)), await redis.zcard(active_key(user))) == (1, 1)
 
         await asyncio.to_thread(jobs.mark_running, again, "elsewhere:2")
+        await redis.set(in_progress_key_prefix + job_id, b"1")
         report = await reconciler.run_once(now=time.time() + 60)
         assert report.ended == 1
+        # Its queue entry goes with it: no worker holds it, and the queue no longer counts it.
+        assert not await redis.exists(in_progress_key_prefix + job_id, job_key_prefix + job_id)
+        assert await redis.zscore(api.settings.queue_name, job_id) is None
         ended = await asyncio.to_thread(jobs.read, job.run_id)
         assert ended.status == JobStatus.FAILED and ended.attempts == 2
         assert ended.error == f"{LOST_TWICE}; {SLOT_GIVEN_BACK}"

@@ -128,6 +128,29 @@ def test_malformed_push_option_is_refused(shared: Server, tmp_path: Path) -> Non
     assert shared.instance.refs() == before
 
 
+def test_two_users_pushing_the_same_commit_submit_one_each(shared: Server, tmp_path: Path) -> None:
+    """A commit is not a user's: the same template committed by the same tool at the same second is the
+    same commit id on two branches, and each push is its own user's submission and job."""
+    same_time = {"GIT_AUTHOR_DATE": "2026-11-30T12:00:00Z", "GIT_COMMITTER_DATE": "2026-11-30T12:00:00Z"}
+    commits, jobs = {}, {}
+    for user in ("erin", "bob"):
+        client = GitClient(tmp_path / user, shared.url_for(user), "template").init()
+        client.write(submission_files(), "padim")
+        client.git("add", "--all", check=True)
+        client.git("commit", "--quiet", "-m", "from the template", env=same_time, check=True)
+        commits[user] = client.head()
+        rc, out = client.push(f"HEAD:users/{user}/template")
+        assert rc == 0, out
+        matches = job_lines(out)
+        assert len(matches) == 1, out
+        jobs[user] = matches[0]["job"]
+    assert commits["erin"] == commits["bob"] and jobs["erin"] != jobs["bob"]
+    for user in ("erin", "bob"):
+        [job] = shared.instance.wait_rows(1, "SELECT * FROM jobs WHERE id = ?", jobs[user])
+        [sub] = shared.instance.query("SELECT * FROM submissions WHERE id = ?", job["submission_id"])
+        assert job["user"] == sub["user"] == user and sub["ref"] == f"refs/heads/users/{user}/template"
+
+
 # MLflow's SQLite store (jobs are MLflow runs) uses an SQLAlchemy loader that SQLAlchemy deprecates.
 @pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning")
 def test_a_repeated_event_creates_nothing_new(

@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.timeout(900)  # under a minute of load, then the drain: 3 minutes alone, more on a busy CI host
 def test_a_short_soak_loses_nothing() -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "soak.py"), "--minutes", "0.8", "--users", "2", "--workers", "1",

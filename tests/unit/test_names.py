@@ -11,6 +11,7 @@ from leadersboard.names import (
     check_user_name,
     folder_name_problem,
 )
+from leadersboard.submissions import job_id, submission_id
 
 
 @pytest.mark.parametrize("name", ["alice", "a", "team-7_x", "0" * 39])
@@ -53,3 +54,11 @@ def test_folder_names(name: str, problem: str | None) -> None:
 def test_branch_ownership(ref: str, fragment: str | None) -> None:
     found = branch_owner_problem(ref, "alice")
     assert (found is None) if fragment is None else (found is not None and fragment in found)
+
+
+def test_submission_ids_are_stable_per_event_and_never_shared_between_users() -> None:
+    commit = "a" * 40
+    assert submission_id("alice", commit, "padim") == submission_id("alice", commit, "padim")
+    assert len({submission_id("alice", commit, "padim"), submission_id("bob", commit, "padim"),
+                submission_id("alice", commit, "patchcore")}) == 3
+    assert job_id(submission_id("alice", commit, "padim")) != job_id(submission_id("bob", commit, "padim"))

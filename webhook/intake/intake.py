@@ -142,7 +142,7 @@ class Intake:
         unique: dict[str, Submission] = {}
         pending: dict[str, list[dict[str, Any]]] = {}
         for item in found:
-            sub_id = submission_id(item.commit_id, item.spec.folder)
+            sub_id = submission_id(user, item.commit_id, item.spec.folder)
             sub = unique.setdefault(sub_id, Submission(
                 id=sub_id, user=user, commit_id=item.commit_id, folder=item.spec.folder, ref=item.ref,
                 tree_id=item.tree_id, entrypoint=item.spec.entrypoint, config_file=item.spec.config_file,

@@ -120,7 +120,7 @@ def _changed_folders(repo_path: Path, repo: pygit2.Repository, user: str, update
             problems.extend(ref_broken)
             continue
         commit = repo[update.new].peel(pygit2.Commit)
-        base = _base_tree(repo, before, update)
+        base = _base_tree(repo, before, user, update)
         for name, tree in _changed_top_level(repo, base, commit.tree, problems, update):
             yield update, commit, name, tree
 
@@ -168,14 +168,18 @@ def _name_clash(repo: pygit2.Repository, ref: str) -> str | None:
     return None
 
 
-def _base_tree(repo: pygit2.Repository, before: pygit2.Repository, update: RefUpdate) -> pygit2.Tree | None:
-    """The tree the push is compared with: the old tip, or for a new branch the newest commit on
-    its first-parent line that the repository already had (nothing, for a new history)."""
+def _base_tree(repo: pygit2.Repository, before: pygit2.Repository, user: str,
+               update: RefUpdate) -> pygit2.Tree | None:
+    """The tree the push is compared with: the old tip, or for a new branch the newest commit on its
+    first-parent line that the user had pushed already (nothing, for a history new to the user). Another
+    user's commits do not count: the same commit on two users' branches is a submission of each."""
     if update.old != ZERO_OID:
         return repo[update.old].peel(pygit2.Tree)
+    own = [before.references[name].peel(pygit2.Commit).id for name in before.references
+           if name == f"refs/heads/users/{user}" or name.startswith(f"refs/heads/users/{user}/")]
     commit = repo[update.new].peel(pygit2.Commit)
     while True:
-        if commit.id in before:
+        if commit.id in before and any(tip == commit.id or before.descendant_of(tip, commit.id) for tip in own):
             return commit.tree
         if not commit.parent_ids:
             return None
