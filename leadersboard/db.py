@@ -102,3 +102,15 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
         conn.execute("COMMIT")
     finally:
         conn.close()
+
+
+@contextmanager
+def read(path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection for reads alone (a token's lookup on every request): no write lock, so under WAL
+    readers never wait for each other or for a writer; `connect`'s BEGIN IMMEDIATE would queue them."""
+    conn = sqlite3.connect(path, timeout=30)
+    try:
+        conn.row_factory = sqlite3.Row
+        yield conn
+    finally:
+        conn.close()

@@ -89,6 +89,7 @@ class ServerSection:
     # What worker hosts are told to use (GET /workers/join); empty: this server's, by the host they reached
     worker_redis_url: str = ""
     worker_mlflow_url: str = ""
+    health_check_ms: int = 1000  # how often the service asks Redis, MLflow and the workers (down after 2 misses)
 
 
 SECTIONS = ("limits", "runner", "datasets", "server", "access", "resource_classes")
@@ -124,6 +125,7 @@ class Settings:
     queue_name: str = "leadersboard:queue"
     worker_redis_url: str | None = None
     worker_mlflow_url: str | None = None
+    health_check_ms: int = 1000
 
     @property
     def config_path(self) -> Path:
@@ -250,6 +252,7 @@ class Settings:
             public_url=server.public_url or None,
             worker_redis_url=server.worker_redis_url or None,
             worker_mlflow_url=server.worker_mlflow_url or None,
+            health_check_ms=server.health_check_ms,
         )
         return settings.with_overrides(
             redis_url=env.get("LEADERSBOARD_REDIS_URL") or None,

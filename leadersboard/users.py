@@ -97,7 +97,7 @@ class UserStore:
         """
         if not token or len(token) > 256:
             return None
-        with db.connect(self.db_path) as conn:
+        with db.read(self.db_path) as conn:
             row = conn.execute(
                 "SELECT t.user, t.hash, u.admin FROM tokens t JOIN users u ON u.name = t.user "
                 "WHERE t.hash = ? AND t.revoked_at IS NULL AND u.revoked_at IS NULL",

@@ -70,7 +70,7 @@ class WorkerTokenStore:
         """The worker name an active `token` belongs to (and which must be `name`, when given), else None."""
         if not is_worker_token(token) or len(token) > 256:
             return None
-        with db.connect(self.db_path) as conn:
+        with db.read(self.db_path) as conn:
             row = conn.execute("SELECT name, hash FROM worker_tokens WHERE hash = ? AND revoked_at IS NULL",
                                (token_hash(token),)).fetchone()
         if row is None or not token_matches(token, row["hash"]):

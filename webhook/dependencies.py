@@ -1,9 +1,9 @@
 """What the service depends on, watched in the background: Redis, MLflow and the workers.
 
-Checked every second with short timeouts, so that no request waits to learn that one of them is
-down: `/healthz` answers from the last check, and a push or an upload while Redis or MLflow is down
-is refused at once (503) instead of hanging or half-happening. A part is down after two missed
-answers in a row: one slow answer on a busy host does not refuse anyone.
+Checked every second (`server.health_check_ms`) with short timeouts, so that no request waits to learn
+that one of them is down: `/healthz` answers from the last check, and a push or an upload while Redis
+or MLflow is down is refused at once (503) instead of hanging or half-happening. A part is down after
+two missed answers in a row: one slow answer on a busy host does not refuse anyone.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from redis.asyncio import Redis
 
 from leadersboard.contract import HEALTH_CHECK_SUFFIX, sandbox_key
 
-CHECK_EVERY_SECONDS = 1.0
+from .tls import client_tls
+
 CHECK_TIMEOUT_SECONDS = 1.0
+FASTEST_CHECK_SECONDS = 0.1  # `server.health_check_ms: 0` must not turn the watcher into a busy loop
 DOWN_AFTER_MISSES = 2  # one slow answer on a busy host is not an outage; two checks in a row are
 RETRY_AFTER_SECONDS = 10  # what a refused push or upload is told
 
@@ -44,15 +46,17 @@ class DependencyState:
 
 
 class Dependencies:
-    def __init__(self, redis_url: str, tracking_uri: str, queue_name: str) -> None:
+    def __init__(self, redis_url: str, tracking_uri: str, queue_name: str, every: float = 1.0) -> None:
+        """`every`: seconds between checks (`server.health_check_ms`)."""
         # A client of its own: its timeouts are the check's, and a check never cancels a command midway
         # (a cancelled command leaves its connection unusable).
         self.redis = Redis.from_url(redis_url, socket_timeout=CHECK_TIMEOUT_SECONDS,
                                     socket_connect_timeout=CHECK_TIMEOUT_SECONDS)
         self.tracking_uri = tracking_uri
         self.queue_name = queue_name
+        self.every = max(FASTEST_CHECK_SECONDS, every)
         self.state = DependencyState()
-        self._http = httpx.AsyncClient(timeout=CHECK_TIMEOUT_SECONDS)
+        self._http = httpx.AsyncClient(timeout=CHECK_TIMEOUT_SECONDS, verify=client_tls())
         self._missed: dict[str, int] = {}
 
     async def refresh(self) -> DependencyState:
@@ -73,11 +77,11 @@ class Dependencies:
         return (self.state.workers, self.state.sandboxes) if redis_ok else (False, {})
 
     async def watch(self) -> None:
-        """Refresh every second for as long as the service runs."""
+        """Refresh every `every` seconds for as long as the service runs."""
         while True:
             with contextlib.suppress(Exception):  # a failed check is a "down", never the watcher's end
                 await self.refresh()
-            await asyncio.sleep(CHECK_EVERY_SECONDS)
+            await asyncio.sleep(self.every)
 
     async def close(self) -> None:
         await self._http.aclose()

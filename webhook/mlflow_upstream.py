@@ -16,6 +16,7 @@ from urllib.parse import quote
 import httpx
 
 from .mlflow_refusal import Refusal
+from .tls import client_tls
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,8 @@ class Upstream:
 
     async def start(self) -> None:
         # trust_env=False: no proxy from the environment stands between us and our own server.
-        self._client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False, trust_env=False)
+        self._client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False, trust_env=False,
+                                         verify=client_tls())
 
     async def stop(self) -> None:
         if self._client is not None:

@@ -80,7 +80,8 @@ class Service:
         self._local_pool = ThreadPoolExecutor(LOCAL_THREADS, "local")
         self._intake = Intake(self.settings, self._redis, self._queue, self._jobs, local=self._local_pool,
                               worker_reports=lambda: self.dependencies.state.sandboxes)
-        self._dependencies = Dependencies(self.redis_url, self.tracking_uri, self.settings.queue_name)
+        self._dependencies = Dependencies(self.redis_url, self.tracking_uri, self.settings.queue_name,
+                                          self.settings.health_check_ms / 1000)
         await self._dependencies.refresh()
         self._tasks = [asyncio.create_task(task(self)) for task in self._background]
         self._tasks.append(asyncio.create_task(self._dependencies.watch()))

@@ -25,7 +25,7 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 def wait_for(api: Api, field: str, wanted: str, timeout: float = 10) -> dict[str, str]:
-    """The health answer once `field` says `wanted` (the service checks every second)."""
+    """The health answer once `field` says `wanted` (the service checks every 0.2 s here)."""
     deadline = time.monotonic() + timeout
     while True:
         answer = api.request("GET", "/healthz")

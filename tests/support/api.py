@@ -53,7 +53,8 @@ def open_api(base: Path, redis_url: str, mlflow_url: str, users: int = 2, **limi
     """An instance in `base` (data set visa with pcb1/, `users` participants) and its app, started."""
     home = base / "home"
     settings = Settings.load(home, environ={"LEADERSBOARD_REDIS_URL": redis_url, "MLFLOW_TRACKING_URI": mlflow_url})
-    settings = settings.with_overrides(limits=Limits(**limits))
+    # Health checked every 0.2 s, not every second: an outage is seen within half a second.
+    settings = settings.with_overrides(limits=Limits(**limits), health_check_ms=200)
     instance.init(settings)
     data = base / "visa"
     generate_dataset(data, "visa", ("pcb1",), normal=2, anomalous=1, size=32)
