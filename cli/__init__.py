@@ -1,5 +1,3 @@
-"""The `leadersboard` command line: the one package that imports every component."""
+"""The `leadersboard` command line (`cli.main`): the one package that imports every component.
 
-from .main import main
-
-__all__ = ["main"]
+Nothing is imported here: small processes of this package (the guardian) start without the whole CLI."""
