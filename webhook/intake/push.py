@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pygit2
-from pygit2.enums import FileMode, ObjectType
+from pygit2.enums import FileMode, ObjectType, SortMode
 
 from leadersboard.datasets import Dataset
 from leadersboard.folders import GitFolder
@@ -175,15 +175,29 @@ def _base_tree(repo: pygit2.Repository, before: pygit2.Repository, user: str,
     user's commits do not count: the same commit on two users' branches is a submission of each."""
     if update.old != ZERO_OID:
         return repo[update.old].peel(pygit2.Tree)
-    own = [before.references[name].peel(pygit2.Commit).id for name in before.references
-           if name == f"refs/heads/users/{user}" or name.startswith(f"refs/heads/users/{user}/")]
+    pushed: set[pygit2.Oid] | None = None  # what the user's branches reach: walked once, when first needed
     commit = repo[update.new].peel(pygit2.Commit)
     while True:
-        if commit.id in before and any(tip == commit.id or before.descendant_of(tip, commit.id) for tip in own):
-            return commit.tree
+        if commit.id in before:
+            pushed = _reached_by_own_branches(before, user) if pushed is None else pushed
+            if commit.id in pushed:
+                return commit.tree
         if not commit.parent_ids:
             return None
         commit = repo[commit.parent_ids[0]].peel(pygit2.Commit)
+
+
+def _reached_by_own_branches(before: pygit2.Repository, user: str) -> set[pygit2.Oid]:
+    """Every commit the user's own branches reach (one walk of their history, not a reachability
+    question per commit: that is quadratic on a long history, ~100 s for 2,000 commits)."""
+    tips = [before.references[name].peel(pygit2.Commit).id for name in before.references
+            if name == f"refs/heads/users/{user}" or name.startswith(f"refs/heads/users/{user}/")]
+    if not tips:
+        return set()
+    walker = before.walk(tips[0], SortMode.NONE)
+    for tip in tips[1:]:
+        walker.push(tip)
+    return {commit.id for commit in walker}
 
 
 def _changed_top_level(
