@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pygit2
 
-from leadersboard.webhook.intake.push import ZERO_OID, RefUpdate, _base_tree
+from leadersboard.names import ZERO_OID
+from leadersboard.webhook.intake.push import RefUpdate, _base_tree
 
 SIGNATURE = pygit2.Signature("someone", "someone@example.org", 1_800_000_000, 0)
 
