@@ -8,7 +8,9 @@ three sockets: the API + git, the web form, and the read-only MLflow gateway tha
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import faulthandler
 import logging
 import os
 import secrets
@@ -39,6 +41,10 @@ from .leftovers import MARK_ENV, end_leftovers, new_mark
 from .supervisor import Supervisor
 
 log = logging.getLogger(__name__)
+LISTEN_BACKLOG = 2048  # uvicorn's default (it listens again with its own when it starts)
+STACK_DEPTH = 12  # frames per asyncio task in a SIGUSR1 dump
+# Open connections (a log followed live, a push under way) get this long once serve is told to stop.
+SHUTDOWN_GRACE_SECONDS = 15
 HAND_BACK_SECONDS = 60  # after its grace, a stopping worker hands its job back: MLflow writes, the job's processes
 
 
@@ -80,12 +86,18 @@ class WorkerProcess:
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """A bound TCP socket for uvicorn; a clear message when the port is taken."""
+    """A listening TCP socket for uvicorn; a clear message when the port is taken.
+
+    It listens at once, not when uvicorn starts: a socket bound with SO_REUSEADDR and not yet listening
+    holds nothing, so another process could take the port while Redis and MLflow start. Connections
+    made meanwhile wait in the backlog and are answered once the app is up.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
     except OSError as exc:
         sock.close()
         raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
@@ -125,6 +137,19 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+def _dump_state(signum: int, frame: object) -> None:
+    """SIGUSR1 (`kill -USR1 PID`): where every thread and asyncio task is, written to the log; for a
+    serve that hangs or will not stop. It changes nothing."""
+    faulthandler.dump_traceback(sys.stderr, all_threads=True)
+    try:
+        tasks = asyncio.all_tasks(asyncio.get_running_loop())  # the handler runs on the loop's thread
+    except RuntimeError:  # not serving yet, or any more
+        tasks = set()
+    for task in sorted(tasks, key=lambda t: t.get_name()):
+        task.print_stack(limit=STACK_DEPTH, file=sys.stderr)
+    sys.stderr.flush()
+
+
 def serve(settings: Settings, workers: int = 1) -> None:
     try:
         lock = InstanceLock.acquire(settings.run_dir)
@@ -154,10 +179,11 @@ def _serve(settings: Settings, workers: int, lock: InstanceLock) -> None:
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal under the handler it found:
     # with the default one the process would die there, before `finally` stops what we started.
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    signal.signal(signal.SIGUSR1, _dump_state)
     sockets: list[socket.socket] = []
     try:
         # One server, three sockets: the web form and the MLflow gateway share the API's process, service
-        # and shutdown. Bound first, so that a port in use stops serve before it starts anything.
+        # and shutdown. Listening first, so that a port in use stops serve before it starts anything.
         for port in (settings.api_port, settings.web_port, settings.mlflow_port):
             sockets.append(listen(settings.api_host, port))
         mark, run_dir = lock.record["mark"], settings.run_dir
@@ -179,7 +205,8 @@ def _serve(settings: Settings, workers: int, lock: InstanceLock) -> None:
         app = create_app(settings, expect_workers=workers > 0,
                          background=[reconcile_jobs, rebuild_site_for_remote_workers], supervision=supervisor.status)
         config = uvicorn.Config(app, host=settings.api_host,
-                                port=settings.api_port, log_level="warning", lifespan="on")
+                                port=settings.api_port, log_level="warning", lifespan="on",
+                                timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
         print(f"LeadersBoard on {settings.base_url}: git {settings.base_url}/git/submissions.git, "
               f"leaderboard {settings.base_url}/leaderboard/, web form http://{settings.api_host}:"
               f"{settings.web_port}/, MLflow (read-only) http://{settings.api_host}:{settings.mlflow_port}/ "

@@ -36,6 +36,12 @@ def heartbeat_key(job_id: str) -> str:
     return f"{PREFIX}:heartbeat:{job_id}"
 
 
+def job_user_key(job_id: str) -> str:
+    """String with a TTL: the user of a queued job, by which workers take the next job of the user with
+    the fewest running jobs (`queue.fair_order`)."""
+    return f"{PREFIX}:job-user:{job_id}"
+
+
 def job_class_key(job_id: str) -> str:
     """String with a TTL: the resource class of a queued job, which a worker reads before it takes the
     entry (a worker serves only the classes it was started for)."""

@@ -9,7 +9,9 @@
         large:  {cpus: 8, memory: 32g, gpus: 1, time_limit_seconds: 14400}
 
 A job keeps the name of its class (its run's tag `leadersboard.resource_class`); a name the instance
-does not offer is refused wherever it can be given, before anything is changed.
+does not offer is refused wherever it can be given, before anything is changed. A job runs with its
+class's CPUs, memory and time limit, none above the instance's ceiling in `limits` (`job_cpus`,
+`job_memory`, `job_timeout_seconds`): `Settings.job_size`.
 """
 
 from __future__ import annotations
@@ -41,8 +43,27 @@ class ResourceClass:
                 "time_limit_seconds": self.time_limit_seconds}
 
 
+@dataclass(frozen=True)
+class JobSize:
+    """What one job may use: its class's figures, each capped at the instance's `limits`."""
+
+    resource_class: str
+    cpus: int
+    memory: str  # as docker writes it
+    time_limit_seconds: int
+    gpus: int = 1  # 0: the job sees no GPU; 1: its worker's, when it has one
+    capped: tuple[str, ...] = ()  # what the ceiling lowered: cpus, memory, time_limit_seconds
+
+    def describe(self) -> str:
+        capped = f" (capped by the instance's limits: {', '.join(self.capped)})" if self.capped else ""
+        gpu = "" if self.gpus else ", no GPU"
+        return (f"class {self.resource_class}: {self.cpus} CPU(s), memory {self.memory}{gpu}, "
+                f"time limit {self.time_limit_seconds} s{capped}")
+
+
 def _defaults() -> dict[str, ResourceClass]:
-    # medium is what `limits` gives a job (4 CPUs, 16g, 1 h); the others halve and double it.
+    # medium is a job's size unless it asks for another (4 CPUs, 16g, 1 h); the others halve and double it.
+    # `limits` caps them all (its defaults are large's).
     return {"small": ResourceClass(2, "8g", 1, 1800), "medium": ResourceClass(4, "16g", 1, 3600),
             "large": ResourceClass(8, "32g", 1, 4 * 3600)}
 
@@ -104,6 +125,9 @@ def _classes(raw: object) -> dict[str, ResourceClass]:
             if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "gpus" else 1):
                 raise ResourceClassError(f"Config '{where}.{key}' must be a whole number "
                                          f"≥ {0 if key == 'gpus' else 1}, not {value!r}")
+        if entry["gpus"] > 1:
+            raise ResourceClassError(f"Config '{where}.gpus' is {entry['gpus']}: a job gets one GPU at most (a "
+                                     "worker per GPU); use 1, or 0 for a CPU class")
         if not isinstance(entry["memory"], str) or not _SIZE.fullmatch(entry["memory"]):
             raise ResourceClassError(f"Config '{where}.memory' must be a size such as 512m or 16g")
         out[name] = ResourceClass(entry["cpus"], entry["memory"], entry["gpus"], entry["time_limit_seconds"])

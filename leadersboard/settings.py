@@ -16,7 +16,7 @@ import yaml
 
 from . import safe_yaml
 from .datasets import Dataset, DatasetError
-from .resource_classes import ResourceClassError, ResourceClasses
+from .resource_classes import JobSize, ResourceClassError, ResourceClasses
 
 CONFIG_FILE = "leadersboard.yaml"
 REPO_DIR = "submissions.git"
@@ -34,11 +34,12 @@ class Limits:
     max_active_jobs: int = 3
     max_file_bytes: int = 50 * 1024 * 1024
     max_submission_bytes: int = 200 * 1024 * 1024
-    job_timeout_seconds: int = 3600
-    # What one job may use, under either executor (docs/operating.md, "Job limits"); sizes as docker
-    # writes them (512m, 16g):
-    job_memory: str = "16g"  # memory, no swap; the files in the job's scratch folder count too
-    job_cpus: int = 4  # CPUs (capped at the host's count)
+    # The ceiling of every job, under either executor (docs/operating.md, "Job limits"): a job gets its
+    # resource class's time, memory and CPUs, none above these (the default classes' `large`). Sizes as
+    # docker writes them (512m, 16g):
+    job_timeout_seconds: int = 4 * 3600
+    job_memory: str = "32g"  # memory, no swap; the files in the job's scratch folder count too
+    job_cpus: int = 8  # CPUs (capped at the host's count)
     job_pids: int = 4096  # processes and threads
     job_shm_size: str = "2g"  # /dev/shm (PyTorch data loaders pass batches through it)
     job_scratch_size: str = "4g"  # the job's scratch folder: its working directory, home, MLflow store
@@ -209,6 +210,18 @@ class Settings:
         except (OSError, SettingsError):
             return {}
         return cached[1]
+
+    def job_size(self, resource_class: str | None) -> JobSize:
+        """What a job of this class may use: the class's figures, none above `limits` (the ceiling an
+        operator sets for every job). KeyError when the instance no longer offers the class."""
+        name = self.resource_classes.choose(resource_class)
+        wanted, limits = self.resource_classes.classes[name], self.limits
+        over_memory = size_bytes(wanted.memory) > size_bytes(limits.job_memory)
+        over = {"cpus": wanted.cpus > limits.job_cpus, "memory": over_memory,
+                "time_limit_seconds": wanted.time_limit_seconds > limits.job_timeout_seconds}
+        capped = tuple(key for key, is_over in over.items() if is_over)
+        return JobSize(name, min(wanted.cpus, limits.job_cpus), limits.job_memory if over_memory else wanted.memory,
+                       min(wanted.time_limit_seconds, limits.job_timeout_seconds), wanted.gpus, capped)
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -34,7 +34,7 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from leadersboard.settings import Settings, size_bytes
@@ -140,7 +140,7 @@ class DockerExecutor:
 
     def describe(self, job: Sandbox | None = None) -> str:
         """The containers' limits, for the worker's log; with `job`, the GPU that job's container gets."""
-        spec = self.spec
+        spec = self.spec if job is None else self.spec_for(job)
         if job is None:
             gpu = f"GPU {'yes' if spec.gpus else 'no'}"
         else:
@@ -155,19 +155,26 @@ class DockerExecutor:
     async def run(self, sandbox: Sandbox, on_output: OutputSink) -> Outcome:
         job_id = sandbox.env.get(JOB_ENV) or sandbox.scratch.name
         name = container_name(job_id)
+        spec = self.spec_for(sandbox)
         await asyncio.to_thread(self._prepare, sandbox)
         try:
             try:
                 await asyncio.to_thread(remove_job_containers, job_id)  # one left by an earlier try of this job
-                await _docker(*create_args(sandbox, self.spec, name, job_id))
+                await _docker(*create_args(sandbox, spec, name, job_id))
             except DockerError as exc:
                 raise SandboxError(str(exc)) from exc
             await on_output(f"[leadersboard] container {name}: {self.describe(sandbox)}\n".encode())
-            return await self._attach(name, sandbox.timeout_seconds, on_output)
+            return await self._attach(name, sandbox.timeout_seconds, on_output, spec.memory)
         finally:  # every end, a cancel included: nothing of the job may live on
             await asyncio.shield(asyncio.to_thread(_remove, job_id))
 
-    async def _attach(self, name: str, timeout: float, on_output: OutputSink) -> Outcome:
+    def spec_for(self, sandbox: Sandbox) -> ContainerSpec:
+        """The container of this job: its resource class's memory and CPUs, else the worker's."""
+        if sandbox.size is None:
+            return self.spec
+        return replace(self.spec, memory=sandbox.size.memory, cpus=min(sandbox.size.cpus, os.cpu_count() or 1))
+
+    async def _attach(self, name: str, timeout: float, on_output: OutputSink, memory: str) -> Outcome:
         start = time.monotonic()
         proc = await asyncio.create_subprocess_exec(
             DOCKER, "start", "--attach", name, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
@@ -190,7 +197,7 @@ class DockerExecutor:
             raise SandboxError(f"cannot read the state of container {name}: {exc}") from exc
         if state.get("Error"):
             raise SandboxError(f"container {name} did not run: {state['Error']}")
-        oom = self.spec.memory if state.get("OOMKilled") else None
+        oom = memory if state.get("OOMKilled") else None
         return Outcome(None if timed_out else int(state.get("ExitCode", -1)), timed_out, runtime, oom)
 
     def _prepare(self, sandbox: Sandbox) -> None:

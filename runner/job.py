@@ -26,6 +26,7 @@ from leadersboard import job_durations, model_cache
 from leadersboard.dataset_layouts import LayoutError
 from leadersboard.datasets import Dataset
 from leadersboard.jobs import Job, JobStatus, JobStore
+from leadersboard.resource_classes import JobSize
 from leadersboard.settings import Settings
 
 from . import entry_launcher, working_config
@@ -165,8 +166,10 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
     work = scratch / WORK_DIR
     await livelog.note(f"job {job.id}: {job.user}/{job.folder} at {job.commit[:12]} on {job.benchmark}")
     _check_dataset_version(settings, job)
-    if w.gpu and w.gpu_present:  # where it ran: the worker tag says the host, this the device
-        await asyncio.to_thread(w.jobs.client.set_tag, job.run_id, c.TAG_GPU, w.gpu)
+    size = _job_size(settings, job)
+    gpu = w.gpu if size.gpus else None  # a CPU class's job sees no GPU, whichever worker runs it
+    if gpu and w.gpu_present:  # where it ran: the worker tag says the host, this the device
+        await asyncio.to_thread(w.jobs.client.set_tag, job.run_id, c.TAG_GPU, gpu)
     try:
         repository = await asyncio.to_thread(w.code.repository_with, job.commit) if w.code else settings.repo_path
     except FetchError as exc:
@@ -176,13 +179,13 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
     except CheckoutError as exc:
         raise JobFailed(f"the submission could not be checked out: {exc}") from exc
     await _working_config(w, job, work, livelog)
-    view = w.executor.view(scratch, w.gpu)
+    view = w.executor.view(scratch, gpu)
     verified = await _verified_run(w, job, livelog) if job.scoring == "verified" else None
-    sandbox = _sandbox(settings, job, scratch, view, w.gpu, verified)
+    sandbox = _sandbox(settings, job, scratch, view, gpu, verified, size)
     network = "none" if w.executor.isolates_network else "not isolated on this worker"
     await livelog.note(f"sandbox: {w.executor.confinement}")
     await livelog.note(f"running {job.entrypoint} with the {w.executor.name} executor, "
-                       f"time limit {settings.limits.job_timeout_seconds} s, network: {network}")
+                       f"{size.describe()}, network: {network}")
     outcome = await w.executor.run(sandbox, livelog.write)
     await livelog.note(f"finished in {outcome.runtime_seconds:.1f} s"
                        + (f" with exit code {outcome.exit_code}" if outcome.exit_code is not None else ""))
@@ -194,7 +197,7 @@ async def _execute(w: WorkerContext, job: Job, scratch: Path, livelog: LiveLog) 
     if report.ignored:
         await livelog.note(f"not copied: {', '.join(sorted(report.ignored))} (measured by the platform itself)")
     if outcome.timed_out:
-        return JobStatus.FAILED, (f"stopped after the time limit of {settings.limits.job_timeout_seconds} s; "
+        return JobStatus.FAILED, (f"stopped after the time limit of {size.time_limit_seconds} s; "
                           "make the run shorter (fewer epochs, smaller images)")
     if outcome.exit_code != 0 and outcome.oom_limit is not None:
         return JobStatus.FAILED, (f"out of memory: stopped for using more than the sandbox's {outcome.oom_limit}; "
@@ -293,8 +296,16 @@ def _dataset(settings: Settings, job: Job) -> Dataset:
     return dataset
 
 
+def _job_size(settings: Settings, job: Job) -> JobSize:
+    try:
+        return settings.job_size(job.resource_class)
+    except KeyError:
+        raise JobFailed(f"this instance no longer offers the resource class {job.resource_class!r}; "
+                        f"submit again with one of {', '.join(settings.resource_classes.names)}") from None
+
+
 def _sandbox(settings: Settings, job: Job, scratch: Path, view: View, gpu: str | None,
-             verified: VerifiedRun | None) -> Sandbox:
+             verified: VerifiedRun | None, size: JobSize) -> Sandbox:
     work = scratch / WORK_DIR
     dataset = _dataset(settings, job)
     if verified is not None:  # the sealed view only: no label, no mask, no original name
@@ -333,8 +344,8 @@ def _sandbox(settings: Settings, job: Job, scratch: Path, view: View, gpu: str |
         **(verified.environment(view.workdir) if verified is not None else {}),
     }
     return Sandbox(scratch=scratch, command=entry_launcher.command(view.python, job.entrypoint), env=env,
-                   timeout_seconds=settings.limits.job_timeout_seconds, data_mounts=mounts, gpu=gpu,
-                   model_cache=cache)
+                   timeout_seconds=size.time_limit_seconds, data_mounts=mounts, gpu=gpu,
+                   model_cache=cache, size=size)
 
 
 def _copy_results(w: WorkerContext, job: Job, scratch: Path, view: View, verified: bool) -> CopyReport:

@@ -22,7 +22,7 @@ import pwd
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from leadersboard.settings import Settings, size_bytes
@@ -72,6 +72,13 @@ class HostJail:
     memory: str  # the memory limit as configured, for the job's failure reason
     shm_size: str
     cgroups: CgroupTree | None  # None: the host has no usable control groups (no limits)
+
+    def for_job(self, sandbox: Sandbox) -> tuple[ResourceLimits, str]:
+        """The job's control-group limits and its memory as configured: its class's, else the worker's."""
+        if sandbox.size is None:
+            return self.limits, self.memory
+        return (replace(self.limits, memory_bytes=size_bytes(sandbox.size.memory),
+                        cpus=min(sandbox.size.cpus, os.cpu_count() or 1)), sandbox.size.memory)
 
     def spec(self, sandbox: Sandbox, datasets: list[str], cgroup: JobCgroup | None, status_fd: int) -> JailSpec:
         return JailSpec(
@@ -160,9 +167,10 @@ class ProcessExecutor:
         await asyncio.to_thread(scratch_folder.hand_over, sandbox.scratch, jail.uid, jail.gid)
         datasets = [str(dataset.path) for dataset in self.settings.current_datasets().values()]
         cgroup = jail.cgroups.job(sandbox.env.get(JOB_ENV) or sandbox.scratch.name) if jail.cgroups else None
+        limits, memory = jail.for_job(sandbox)
         if cgroup is not None:
             try:
-                await asyncio.to_thread(cgroup.create, jail.limits)
+                await asyncio.to_thread(cgroup.create, limits)
             except CgroupError as exc:
                 raise SandboxError(str(exc)) from exc
         status_read, status_write = os.pipe()
@@ -193,7 +201,7 @@ class ProcessExecutor:
             raise SandboxError(f"the jail could not start the job: {problem}")
         assert proc is not None
         return Outcome(None if timed_out else proc.returncode, timed_out, time.monotonic() - start,
-                       jail.memory if oom_kills else None)
+                       memory if oom_kills else None)
 
 
 def _launcher_env(sandbox: Sandbox) -> dict[str, str]:

@@ -16,14 +16,11 @@ submissions never handed over are the service's: `Intake.reconcile`.)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-import re
 import socket
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import cast
 
 from arq.connections import ArqRedis
@@ -34,19 +31,20 @@ from redis.exceptions import ResponseError
 from leadersboard.contract import active_key, heartbeat_key
 from leadersboard.jobs import Job, JobStatus, JobStore
 from leadersboard.periodic import every
-from leadersboard.queue import enqueue
+from leadersboard.queue import claimed_for, enqueue
 from leadersboard.settings import Settings
 
-from . import scratch as scratch_folder
-from .cgroups import CgroupError, CgroupTree
-from .containers import DockerError, instance_containers, instance_label, remove_containers, remove_job_containers
+from .containers import DockerError, remove_job_containers
+from .host_leftovers import HostLeftovers, host_containers, remove_stale_containers
 from .processes import kill_job_processes
 
 log = logging.getLogger(__name__)
 
 # Slots younger than this may belong to a push whose job is being created right now.
 SLOT_GRACE_SECONDS = 600
-JOB_ID = re.compile(r"[0-9a-f]{32}")  # what else is in the scratch folder or a cgroup (a worker's probe) is not ours
+# A live worker marks the job it claimed running within seconds (two MLflow calls); a claim this old on a
+# job still pending is a dead worker's. Generous: freeing a live claim would let a second worker run it.
+CLAIM_START_SECONDS = 120
 RERUNS_AFTER_A_LOST_WORKER = 1
 LOST_AND_RERUN = "the worker running this job stopped unexpectedly; it runs again from the start"
 LOST_TWICE = ("the worker running this job stopped unexpectedly, twice (it ran again after the first time); "
@@ -54,23 +52,15 @@ LOST_TWICE = ("the worker running this job stopped unexpectedly, twice (it ran a
 
 
 @dataclass
-class HostLeftovers:
-    """What jobs have on this host besides processes: control groups and scratch folders (by job id)."""
-
-    cgroups: CgroupTree | None = None
-    cgroup_jobs: set[str] = field(default_factory=set)
-    scratch_jobs: set[str] = field(default_factory=set)
-
-
-@dataclass
 class ReconcileReport:
     requeued: int = 0
+    claims_freed: int = 0
     handed_back: int = 0
     ended: int = 0
     slots_restored: int = 0
 
     def __bool__(self) -> bool:
-        return any((self.requeued, self.handed_back, self.ended, self.slots_restored))
+        return any((self.requeued, self.claims_freed, self.handed_back, self.ended, self.slots_restored))
 
 
 class JobReconciler:
@@ -85,8 +75,9 @@ class JobReconciler:
         now = time.time() if now is None else now
         report = ReconcileReport()
         # Containers first, jobs second: a container made meanwhile belongs to a job active in the list.
-        containers = await self._containers() if self.settings.runner.executor == "docker" else {}
-        leftovers = await asyncio.to_thread(self._leftovers)
+        containers = (await asyncio.to_thread(host_containers, self.settings)
+                      if self.settings.runner.executor == "docker" else {})
+        leftovers = await asyncio.to_thread(HostLeftovers.find, self.settings)
         active = await asyncio.to_thread(self.jobs.with_status, JobStatus.PENDING, JobStatus.RUNNING)
         grace = 2 * max(1, self.settings.runner.heartbeat_seconds)
         judge_workers = await self._redis_up_for(grace)
@@ -96,6 +87,8 @@ class JobReconciler:
                 if await enqueue(self.queue, self.settings.queue_name, job):
                     report.requeued += 1
                     log.info("re-queued job %s (it had no queue entry)", job.id)
+                elif judge_workers and await self._free_dead_claim(job):
+                    report.claims_freed += 1
             elif judge_workers and now - (job.started_at or 0) > grace and not await self.redis.exists(
                     heartbeat_key(job.id)):
                 lost = await self._still_running(job)
@@ -109,7 +102,8 @@ class JobReconciler:
         # Not from the list as read: a job ended just now must not get its slot back.
         report.slots_restored = await self._restore_slots([job for job in active if job.id not in ended], now)
         active_ids = {job.id for job in active}
-        await self._remove_stale(sorted(c for c, job_id in containers.items() if job_id not in active_ids))
+        await asyncio.to_thread(remove_stale_containers,
+                                sorted(c for c, job_id in containers.items() if job_id not in active_ids))
         await asyncio.to_thread(self._sweep_here, leftovers, active_ids)
         return report
 
@@ -118,7 +112,7 @@ class JobReconciler:
         time, and fails the second. True when the job ended."""
         if job.worker and job.worker.rsplit(":", 1)[0] == socket.gethostname():
             kill_job_processes(job.id)  # what the dead worker started here must not run on
-            await asyncio.to_thread(self._remove_here, leftovers, job.id)
+            await asyncio.to_thread(leftovers.remove, self.settings, job.id)
             if self.settings.runner.executor == "docker":
                 await self._remove_containers(job.id)
         if job.lost < RERUNS_AFTER_A_LOST_WORKER:
@@ -131,6 +125,17 @@ class JobReconciler:
         await self.jobs.end(job, JobStatus.FAILED, LOST_TWICE, platform_fault=True)
         await self._drop_queue_entry(job.id)
         log.warning("ended job %s: its worker %s stopped beating, a second time", job.id, job.worker)
+        return True
+
+    async def _free_dead_claim(self, job: Job) -> bool:
+        """A worker claimed the pending job's queue entry and died before it started the job: arq's claim
+        would keep the entry from every worker for the job timeout (hours). Freed, the next worker takes it."""
+        age = await claimed_for(self.redis, job.id, self.settings.limits)
+        if age is None or age < CLAIM_START_SECONDS or await self.redis.exists(heartbeat_key(job.id)):
+            return False
+        await self.redis.delete(in_progress_key_prefix + job.id)
+        log.warning("job %s: a worker claimed it %.0f s ago and never started it; another worker takes it",
+                    job.id, age)
         return True
 
     async def _drop_queue_entry(self, job_id: str) -> None:
@@ -150,52 +155,11 @@ class JobReconciler:
             return True
         return int(info.get("uptime_in_seconds", seconds + 1)) > seconds
 
-    def _leftovers(self) -> HostLeftovers:
-        """Listed before the jobs are read: a group or folder made meanwhile belongs to a job seen active."""
-        found = HostLeftovers()
-        with contextlib.suppress(OSError):
-            found.scratch_jobs = {e.name for e in self.settings.scratch_dir.iterdir() if JOB_ID.fullmatch(e.name)}
-        if os.geteuid() == 0:
-            with contextlib.suppress(CgroupError):
-                found.cgroups = CgroupTree.find(instance_label(self.settings.home))
-                found.cgroup_jobs = {name for name in found.cgroups.job_ids() if JOB_ID.fullmatch(name)}
-        return found
-
     def _sweep_here(self, leftovers: HostLeftovers, active_ids: set[str]) -> None:
         """What jobs that ended left on this host (a dead worker's, say)."""
-        for job_id in sorted((leftovers.cgroup_jobs | leftovers.scratch_jobs) - active_ids):
-            self._remove_here(leftovers, job_id)
+        for job_id in sorted(leftovers.job_ids - active_ids):
+            leftovers.remove(self.settings, job_id)
             log.info("removed what ended job %s left on this host", job_id)
-
-    def _remove_here(self, leftovers: HostLeftovers, job_id: str) -> None:
-        """The job's control group (killing what still runs in it) and its scratch folder."""
-        if leftovers.cgroups is not None:
-            try:
-                leftovers.cgroups.job(job_id).destroy()
-            except CgroupError as exc:
-                log.warning("job %s: %s", job_id, exc)
-        try:
-            scratch_folder.remove(self.settings.scratch_dir / job_id)
-        except OSError as exc:
-            log.warning("job %s: cannot remove its scratch folder: %s", job_id, exc)
-
-    async def _containers(self) -> dict[str, str]:
-        try:
-            return await asyncio.to_thread(instance_containers, instance_label(self.settings.home))
-        except DockerError as exc:
-            log.warning("cannot list this instance's containers: %s", exc)
-            return {}
-
-    async def _remove_stale(self, ids: list[str]) -> None:
-        """Containers whose job has ended: its worker could not remove them (it died, say)."""
-        if not ids:
-            return
-        try:
-            await asyncio.to_thread(remove_containers, ids)
-        except DockerError as exc:
-            log.warning("could not remove containers of ended jobs: %s", exc)
-            return
-        log.info("removed %d container(s) of ended jobs", len(ids))
 
     async def _remove_containers(self, job_id: str) -> None:
         try:

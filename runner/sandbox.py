@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from leadersboard.resource_classes import JobSize
+
 READ_CHUNK = 16 * 1024
 DRAIN_SECONDS = 0.5  # output passed on after the job's exit: what it wrote is in the pipe already
 WORK_DIR = "work"  # the job's working directory, inside its scratch folder
@@ -44,6 +46,7 @@ class Sandbox:
     data_mounts: dict[str, Path] = field(default_factory=dict)  # name in workdir -> read-only data folder
     gpu: str | None = None  # the GPU the worker owns (its index), if any
     model_cache: Path | None = None  # the operator's pretrained weights, read-only at scratch/models
+    size: JobSize | None = None  # its resource class's CPUs and memory; None: the executor's own (`limits`)
 
     @property
     def model_cache_target(self) -> Path:

@@ -27,12 +27,13 @@ from leadersboard.admission import Admission
 from leadersboard.contract import JOB_FUNCTION, SANDBOX_CLASSES, SANDBOX_GPUS, SANDBOX_REPORTED_AT, sandbox_key
 from leadersboard.jobs import JobStore
 from leadersboard.periodic import every
-from leadersboard.queue import ride_out_restarts
+from leadersboard.queue import arq_job_timeout, ride_out_restarts
 from leadersboard.settings import Settings
 from leadersboard.site_generator import SiteBuilder, request_rebuild
 
-from .classes import ClassWorker
+from .classes import ClassWorker, FairWorker
 from .docker_executor import DockerExecutor, DockerUnavailable
+from .host_leftovers import sweep_joined_host
 from .job import Executor, WorkerContext, run_job
 from .process_executor import ProcessExecutor
 from .remote import CodeCache, Joined
@@ -40,8 +41,6 @@ from .sandbox import CONFINED, SandboxError
 
 log = logging.getLogger(__name__)
 
-# arq's own limit sits above ours so that our deadline, which kills the job's processes or container, fires first.
-ARQ_MARGIN_SECONDS = 600
 HEALTH_CHECK_SECONDS = 10  # /healthz sees a worker as alive while arq's health key is fresh
 # arq counts the tries of a queue entry and refuses it past this. Ours are counted on the job's run
 # (handed back at a stop, run again once after a lost worker): arq must never refuse an entry handed back.
@@ -97,6 +96,10 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
                             ex=3 * HEALTH_CHECK_SECONDS)
 
         ctx["sandbox_report"] = asyncio.create_task(every(HEALTH_CHECK_SECONDS, publish, "sandbox report"))
+        if joined is not None:  # the server's reconciler cannot reach this host: what dead jobs left here goes here
+            ctx["host_sweep"] = asyncio.create_task(every(
+                settings.runner.reconcile_seconds, lambda: sweep_joined_host(settings, redis, set(worker.tasks)),
+                "host sweep"))
         ctx["site"] = site
         ctx["leadersboard"] = WorkerContext(
             settings=settings, redis=redis, jobs=JobStore(tracking_uri, admission=Admission(redis, settings.limits)),
@@ -104,11 +107,12 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
             code=CodeCache(settings.home, joined) if joined else None, gpu_present=present)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
-        report: asyncio.Task[None] | None = ctx.get("sandbox_report")
-        if report is not None:
-            report.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await report
+        for name in ("sandbox_report", "host_sweep"):
+            task: asyncio.Task[None] | None = ctx.get(name)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         site: SiteBuilder | None = ctx.get("site")
         if site is not None:
             await site.stop()
@@ -119,14 +123,14 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
             await context.redis.aclose()
 
     serving: dict[str, Any] = {"classes": classes, "default": settings.resource_classes.default} if classes else {}
-    worker = (ClassWorker if classes else Worker)(
+    worker = (ClassWorker if classes else FairWorker)(
         functions=[func(run_job, name=JOB_FUNCTION, max_tries=ARQ_MAX_TRIES)],
         queue_name=settings.queue_name,
         redis_settings=replace(RedisSettings.from_dsn(redis_url), **ride_out_restarts()),
         max_jobs=1,
         poll_delay=settings.runner.poll_delay_ms / 1000,
         allow_abort_jobs=True,
-        job_timeout=settings.limits.job_timeout_seconds + ARQ_MARGIN_SECONDS,
+        job_timeout=arq_job_timeout(settings.limits),
         keep_result=3600,
         on_startup=startup,
         on_shutdown=shutdown,

@@ -2,9 +2,10 @@
 instances made by the real CLI, real `leadersboard serve` processes, the real git client.
 
 - `redis_server` (session): one redis-server on a free port; `_flush_redis` empties it before each test.
-- `mlflow_server` (session): one MLflow tracking server; tests keep apart by their own names. It is
-  launched with the session's first test when any test will need it, so that it starts while the
-  tests before them run (the quick tiers run first).
+- `mlflow_server` (session): one MLflow tracking server for the whole run, shared by pytest-xdist's
+  workers (`support/shared.py`); tests keep apart by their own names. It is launched with the
+  session's first test when any test will need it, so that it starts while the tests before them run
+  (the quick tiers run first).
 - `make_instance` / `instance`: `leadersboard init`, data set `visa` (with `pcb1/`), users alice and bob.
 - `start_server` / `server`: `leadersboard serve` on a free port against the session's Redis, no workers.
 - `make_platform`: `leadersboard serve` with workers and the session's MLflow server.
@@ -15,9 +16,6 @@ The helpers behind them live in `support/` (on the path through pytest's `python
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,15 +23,14 @@ from typing import Any
 import pytest
 import redis
 
-from leadersboard.local.mlflow_server import MlflowServer, launch_mlflow
 from leadersboard.local.redis_server import RedisServer, start_redis
 
-from support.early import EarlyRun
 from support.git import GitClient
-from support.instances import Instance, create_instance, start_mlflow_template
+from support.instances import MLFLOW_TEMPLATE, Instance, create_instance
 from support.mlflow_routes import ROUTE_DUMP
 from support.platform import Platform, new_platform
 from support.servers import Server, launch_server
+from support.shared import SessionMlflow, end_run, new_run_folder, run_folder, session_mlflow, use_run_folder
 
 # --------------------------------------------------------------------------------------------- redis
 
@@ -68,58 +65,47 @@ def _flush_redis(request: pytest.FixtureRequest) -> None:
 # ------------------------------------------------------------------------------------------- mlflow
 
 
-@pytest.fixture(scope="session")
-def _mlflow_launched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    # Its store in memory where the host has a tmpfs: every MLflow write commits to SQLite, and the
-    # fsyncs on this disk cost the fast tiers ~8 s (measured). Nothing in it outlives the session.
-    in_memory = Path("/dev/shm")
-    folder = (Path(tempfile.mkdtemp(prefix="leadersboard-tests-mlflow-", dir=in_memory))
-              if in_memory.is_dir() and os.access(in_memory, os.W_OK) else tmp_path_factory.mktemp("mlflow"))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-        patch.setenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-        server = launch_mlflow(folder)
-        try:
-            yield server
-        finally:
-            server.stop(timeout=0.5)  # the session is over: no graceful wind-down needed (~2 s)
-            if folder.is_relative_to(in_memory):
-                shutil.rmtree(folder, ignore_errors=True)
-    assert server.process.poll() is not None, "the MLflow server did not stop"
+def pytest_configure(config: pytest.Config) -> None:
+    """The run's folder for what its processes share (`support/shared.py`): made by the run's first
+    process, handed to pytest-xdist's workers."""
+    workerinput = getattr(config, "workerinput", None)
+    use_run_folder(Path(workerinput["leadersboard_run"]) if workerinput else new_run_folder())
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:  # pytest-xdist's, in its controller: one call per worker
+    node.workerinput["leadersboard_run"] = str(run_folder())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the run's first process: every worker has ended
+        end_run(run_folder())
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _start_early(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def _start_early(request: pytest.FixtureRequest) -> None:
     """What takes seconds of MLflow's imports to start (the MLflow server, the template store, MLflow's
-    route table) starts with the session's first test when a later test needs it: on a spare core,
-    while the tests before that one run. In a serial run (the fast tiers); a test process of `-n`
-    starts each when a test needs it."""
-    # A pytest-xdist worker collects every test but runs only its share: there, each starts when needed.
-    items = [] if hasattr(request.config, "workerinput") else request.session.items
-
+    route table) starts with the session's first test when a test of the run needs it: on a spare core,
+    while the tests before that one run. Each starts once per run, in whichever process asks first."""
     def uses(fixture: str = "", helper: str = "") -> bool:
         return any(fixture in getattr(item, "fixturenames", ()) or hasattr(getattr(item, "module", None), helper)
-                   for item in items)
+                   for item in request.session.items)
 
-    started: list[EarlyRun] = []
     if uses(fixture="mlflow_server"):
-        request.getfixturevalue("_mlflow_launched")
+        session_mlflow()
     if uses(fixture="make_instance", helper="create_instance") or uses(helper="mlflow_template"):
-        started.append(start_mlflow_template(tmp_path_factory.getbasetemp()))
+        MLFLOW_TEMPLATE.start()
     if uses(helper="mlflow_routes"):
         ROUTE_DUMP.start()
-        started.append(ROUTE_DUMP)
-    yield
-    for run in started:
-        run.stop()  # one the session ended before reading
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(_mlflow_launched: MlflowServer) -> MlflowServer:
-    """One real MLflow tracking server for the session; tests keep apart by their own benchmark and
-    user names."""
-    _mlflow_launched.wait_healthy()
-    return _mlflow_launched
+def mlflow_server() -> SessionMlflow:
+    """One real MLflow tracking server for the run (every test process shares it); tests keep apart by
+    their own benchmark and user names."""
+    server = session_mlflow()
+    server.wait_healthy()
+    return server
 
 
 @pytest.fixture
@@ -172,7 +158,7 @@ def git_client(tmp_path: Path) -> Callable[..., GitClient]:
 
 @pytest.fixture
 def make_platform(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer,
-                  mlflow_server: MlflowServer) -> Iterator[Callable[..., Platform]]:
+                  mlflow_server: SessionMlflow) -> Iterator[Callable[..., Platform]]:
     started: list[Platform] = []
 
     def make(workers: int = 1, redis_url: str | None = None, **options: Any) -> Platform:

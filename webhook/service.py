@@ -16,7 +16,7 @@ from redis.asyncio import ConnectionPool, Redis
 from leadersboard.admission import Admission
 from leadersboard.job_index import JobIndex
 from leadersboard.jobs import JobStore
-from leadersboard.periodic import every
+from leadersboard.periodic import end_tasks, every
 from leadersboard.settings import Settings
 from leadersboard.users import Caller, UserStore
 from leadersboard.worker_tokens import WorkerTokenStore, is_worker_token
@@ -31,6 +31,7 @@ REDIS_TIMEOUT = 2.0  # seconds, for connecting and for every answer
 MLFLOW_CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
                      "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 DRAIN_SECONDS = 10.0  # at shutdown, for hand-overs under way
+TASKS_END_SECONDS = 10.0  # at shutdown, for the upkeep tasks to end once cancelled
 MLFLOW_THREADS, AUTH_THREADS, LOCAL_THREADS = 16, 4, 8
 
 # Upkeep run beside the requests for as long as the service runs (`serve` adds the job reconciler).
@@ -83,16 +84,13 @@ class Service:
         self._dependencies = Dependencies(self.redis_url, self.tracking_uri, self.settings.queue_name,
                                           self.settings.health_check_ms / 1000)
         await self._dependencies.refresh()
-        self._tasks = [asyncio.create_task(task(self)) for task in self._background]
-        self._tasks.append(asyncio.create_task(self._dependencies.watch()))
-        self._tasks.append(asyncio.create_task(self._intake.checker.warm()))
+        self._tasks = [asyncio.create_task(task(self), name=getattr(task, "__name__", "upkeep"))
+                       for task in self._background]
+        self._tasks.append(asyncio.create_task(self._dependencies.watch(), name="dependency checks"))
+        self._tasks.append(asyncio.create_task(self._intake.checker.warm(), name="rule checker warm-up"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await end_tasks(self._tasks, TASKS_END_SECONDS)
         if self._intake is not None:
             with contextlib.suppress(TimeoutError):  # hand-overs waiting on a dead MLflow: the reconciler's
                 await asyncio.wait_for(self._intake.drain(), DRAIN_SECONDS)

@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +56,7 @@ class MlflowServer:
     def wait_healthy(self, timeout: float = DEFAULT_START_TIMEOUT) -> None:
         """Return once `/health` answers; raise MlflowStartError with the tail of the log if the server
         exits first or does not answer within `timeout` seconds."""
-        _wait_healthy(self, timeout)
+        wait_for_health(self.url, self.log_path, self.process.poll, timeout)
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the server and every process it started (gunicorn master and workers share its group)."""
@@ -126,9 +127,11 @@ def launch_mlflow(directory: Path, port: int | None = None, *, host: str = "127.
     return MlflowServer(process, host, port, directory)
 
 
-def _wait_healthy(server: MlflowServer, timeout: float) -> None:
+def wait_for_health(url: str, log_path: Path, exit_code: Callable[[], int | None], timeout: float) -> None:
+    """Return once `url`/health answers; raise MlflowStartError with the tail of the log if the server
+    exits first (`exit_code` answers) or does not answer within `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    health = f"{server.url}/health"
+    health = f"{url}/health"
     while True:
         try:
             with urllib.request.urlopen(health, timeout=2) as response:  # noqa: S310 (our own http URL)
@@ -136,12 +139,13 @@ def _wait_healthy(server: MlflowServer, timeout: float) -> None:
                     return
         except (urllib.error.URLError, OSError):
             pass
-        if server.process.poll() is not None:
-            raise MlflowStartError(f"the MLflow server exited with code {server.process.returncode} "
-                                   f"before answering on port {server.port}:\n{_log_tail(server.log_path)}")
+        code = exit_code()
+        if code is not None:
+            raise MlflowStartError(f"the MLflow server exited with code {code} "
+                                   f"before answering at {url}:\n{_log_tail(log_path)}")
         if time.monotonic() > deadline:
             raise MlflowStartError(f"the MLflow server did not answer {health} within {timeout:.0f} s:\n"
-                                   f"{_log_tail(server.log_path)}")
+                                   f"{_log_tail(log_path)}")
         time.sleep(0.2)
 
 

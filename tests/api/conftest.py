@@ -8,15 +8,15 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from leadersboard.local.mlflow_server import MlflowServer
 from leadersboard.local.redis_server import RedisServer
 
 from support.api import Api, open_api
+from support.shared import SessionMlflow
 
 
 @pytest.fixture
 def make_api(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer,
-             mlflow_server: MlflowServer) -> Iterator[Callable[..., Api]]:
+             mlflow_server: SessionMlflow) -> Iterator[Callable[..., Api]]:
     apis: list[Api] = []
 
     def make(users: int = 2, **limits: int) -> Api:

@@ -19,11 +19,11 @@ from redis.asyncio import Redis
 
 from leadersboard import job_durations
 from leadersboard.contract import SANDBOX_REPORTED_AT, sandbox_key
-from leadersboard.local.mlflow_server import MlflowServer
 from leadersboard.local.redis_server import RedisServer, start_redis
 from leadersboard.users import UserStore
 
 from support.api import Api, open_api
+from support.shared import SessionMlflow
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*",?)*\})? '
                     r"(-?[0-9.e+-]+|[+-]Inf|NaN)$")
@@ -39,7 +39,7 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def api(tmp_path: Path, own_redis: RedisServer, mlflow_server: MlflowServer) -> Iterator[Api]:
+def api(tmp_path: Path, own_redis: RedisServer, mlflow_server: SessionMlflow) -> Iterator[Api]:
     made = open_api(tmp_path / "api", own_redis.url, mlflow_server.url, users=1, submissions_per_hour=2)
     admin = "a" + uuid.uuid4().hex[:10]
     made.tokens[admin] = UserStore(made.settings.db_path).add(admin, admin=True)

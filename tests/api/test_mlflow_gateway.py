@@ -23,7 +23,6 @@ from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
 
 from leadersboard import contract as c
-from leadersboard.local.mlflow_server import MlflowServer
 from leadersboard.local.redis_server import RedisServer
 from leadersboard.users import UserStore
 from leadersboard.webhook.mlflow_gateway import MAX_BODY, MlflowGateway
@@ -33,6 +32,7 @@ from leadersboard.worker_tokens import WorkerTokenStore
 
 from support.api import Api, open_api
 from support.mlflow_routes import Route, mlflow_routes
+from support.shared import SessionMlflow
 
 WRITE_VERBS = ("create", "delete", "update", "set", "log", "rename", "restore", "upload", "transition", "finalize",
                "link", "add", "remove", "register", "upsert", "cancel", "invoke", "abort", "complete", "start",
@@ -93,7 +93,7 @@ def routes() -> list[Route]:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer,
-          mlflow_server: MlflowServer) -> Iterator[World]:
+          mlflow_server: SessionMlflow) -> Iterator[World]:
     api = open_api(tmp_path_factory.mktemp("gateway"), redis_server.url, mlflow_server.url)
     try:
         alice, bob = api.tokens

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from leadersboard.local.mlflow_server import MlflowServer
-from leadersboard.local.ports import free_port
 from leadersboard.local.redis_server import RedisServer, start_redis
 
 from support.api import Api, open_api
+from support.ports import fresh_port
+from support.shared import SessionMlflow
 
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = start_redis(tmp_path / "redis", appendonly=False)
+    server = start_redis(tmp_path / "redis", port=fresh_port(), appendonly=False)  # restarted on it
     yield server
     server.stop()
 
@@ -36,7 +36,7 @@ def wait_for(api: Api, field: str, wanted: str, timeout: float = 10) -> dict[str
         time.sleep(0.2)
 
 
-def test_redis_down_then_back(tmp_path: Path, own_redis: RedisServer, mlflow_server: MlflowServer) -> None:
+def test_redis_down_then_back(tmp_path: Path, own_redis: RedisServer, mlflow_server: SessionMlflow) -> None:
     api = open_api(tmp_path / "api", own_redis.url, mlflow_server.url)
     try:
         user = next(iter(api.tokens))
@@ -61,7 +61,7 @@ def test_redis_down_then_back(tmp_path: Path, own_redis: RedisServer, mlflow_ser
 
 
 def test_mlflow_not_there(tmp_path: Path, redis_server: RedisServer) -> None:
-    api = open_api(tmp_path / "api", redis_server.url, f"http://127.0.0.1:{free_port()}")
+    api = open_api(tmp_path / "api", redis_server.url, f"http://127.0.0.1:{fresh_port()}")
     try:
         user = next(iter(api.tokens))
         body = wait_for(api, "mlflow", "down")

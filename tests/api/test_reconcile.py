@@ -14,9 +14,10 @@ from arq.constants import in_progress_key_prefix, job_key_prefix
 from redis.asyncio import Redis
 
 from leadersboard.admission import Admission
-from leadersboard.contract import active_key, hourly_key
+from leadersboard.contract import active_key, heartbeat_key, hourly_key
 from leadersboard.jobs import SLOT_GIVEN_BACK, JobStatus, JobStore
-from leadersboard.runner.reconcile import LOST_TWICE, JobReconciler
+from leadersboard.queue import CLAIM_EXTRA_SECONDS, arq_job_timeout
+from leadersboard.runner.reconcile import CLAIM_START_SECONDS, LOST_TWICE, JobReconciler
 
 from support.api import Api
 
@@ -34,6 +35,10 @@ def reconciling(api: Api, step: Callable[[JobReconciler, Redis, JobStore], Await
                                   default_queue_name=settings.queue_name)
         jobs = JobStore(settings.mlflow_tracking_uri or "", settings.db_path, Admission(redis, settings.limits))
         try:
+            # The reconciler judges workers only once Redis has been up for two beats (a Redis just started
+            # has not heard the live ones yet): the test process's own Redis may have started a moment ago.
+            while int((await redis.info("server"))["uptime_in_seconds"]) <= 2 * settings.runner.heartbeat_seconds:
+                await asyncio.sleep(0.2)
             return await step(JobReconciler(settings, redis, queue, jobs), redis, jobs)
         finally:
             await queue.aclose()
@@ -78,6 +83,33 @@ def test_a_dead_workers_job_runs_again_once_then_fails(api: Api) -> None:
         assert ended.status == JobStatus.FAILED and ended.attempts == 2
         assert ended.error == f"{LOST_TWICE}; {SLOT_GIVEN_BACK}"
         assert (await redis.zcard(hourly_key(user)), await redis.zcard(active_key(user))) == (0, 0)
+
+    reconciling(api, step)
+
+
+def test_a_claim_left_by_a_worker_that_died_before_starting_the_job_is_freed(api: Api) -> None:
+    _, job_id = pending_job(api)
+    claim = in_progress_key_prefix + job_id
+    held_ms = (arq_job_timeout(api.settings.limits) + CLAIM_EXTRA_SECONDS) * 1000  # as arq sets it
+
+    async def claimed(seconds_ago: float, redis: Redis) -> None:
+        await redis.psetex(claim, int(held_ms - seconds_ago * 1000), b"1")
+
+    async def step(reconciler: JobReconciler, redis: Redis, jobs: JobStore) -> None:
+        # Claimed just now: a live worker is about to mark it running.
+        await claimed(5, redis)
+        assert (await reconciler.run_once()).claims_freed == 0 and await redis.exists(claim)
+        # Claimed long ago, but beating: left alone.
+        await claimed(CLAIM_START_SECONDS + 60, redis)
+        await redis.set(heartbeat_key(job_id), "alive:1", ex=30)
+        assert (await reconciler.run_once()).claims_freed == 0 and await redis.exists(claim)
+        # Claimed long ago, never started, no beat: its worker died in between; the entry is free again.
+        await redis.delete(heartbeat_key(job_id))
+        assert (await reconciler.run_once()).claims_freed == 1
+        assert not await redis.exists(claim)
+        assert await redis.zscore(api.settings.queue_name, job_id) is not None  # still queued, same id
+        job = await asyncio.to_thread(jobs.find, job_id)
+        assert job is not None and job.status == JobStatus.PENDING
 
     reconciling(api, step)
 

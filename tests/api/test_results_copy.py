@@ -11,11 +11,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from leadersboard import contract as c
-from leadersboard.local.mlflow_server import MlflowServer
 from leadersboard.runner.local_store import CopyLimits, CopyRefused
 from leadersboard.runner.results import ArtifactScope, copy_local_runs
 
 from support.instances import mlflow_template
+from support.shared import SessionMlflow
 
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning")  # the local sqlite store
 LIMITS = CopyLimits(runs=10, metric_points=1000, params=100, artifact_bytes=10_000, seconds=60)
@@ -24,7 +24,7 @@ LIMITS = CopyLimits(runs=10, metric_points=1000, params=100, artifact_bytes=10_0
 def local_store(tmp_path: Path, runs: int = 1) -> Path:
     """A store as a submission leaves it: runs with metrics (one of them the platform's name), tags, an artifact."""
     path = tmp_path / "mlflow.db"
-    shutil.copyfile(mlflow_template(tmp_path.parent), path)
+    shutil.copyfile(mlflow_template(), path)
     client = MlflowClient(f"sqlite:///{path}")
     experiment = client.create_experiment("mine", artifact_location=str(tmp_path / "work" / "mlruns"))
     for n in range(runs):
@@ -40,13 +40,13 @@ def local_store(tmp_path: Path, runs: int = 1) -> Path:
     return path
 
 
-def central_run(mlflow_server: MlflowServer) -> tuple[MlflowClient, str]:
+def central_run(mlflow_server: SessionMlflow) -> tuple[MlflowClient, str]:
     client = MlflowClient(mlflow_server.url)
     experiment = client.create_experiment(f"copy-{uuid.uuid4().hex[:8]}")
     return client, client.create_run(experiment).info.run_id
 
 
-def test_one_run_is_copied_into_the_job_run(tmp_path: Path, mlflow_server: MlflowServer) -> None:
+def test_one_run_is_copied_into_the_job_run(tmp_path: Path, mlflow_server: SessionMlflow) -> None:
     store = local_store(tmp_path)
     central, run_id = central_run(mlflow_server)
     report = copy_local_runs(store, central, run_id, ArtifactScope(host=tmp_path / "work"), LIMITS)
@@ -59,7 +59,7 @@ def test_one_run_is_copied_into_the_job_run(tmp_path: Path, mlflow_server: Mlflo
     assert [a.path for a in central.list_artifacts(run_id)] == ["note.txt"]
 
 
-def test_several_runs_nest_and_the_last_scored_one_counts(tmp_path: Path, mlflow_server: MlflowServer) -> None:
+def test_several_runs_nest_and_the_last_scored_one_counts(tmp_path: Path, mlflow_server: SessionMlflow) -> None:
     store = local_store(tmp_path, runs=2)
     central, run_id = central_run(mlflow_server)
     report = copy_local_runs(store, central, run_id, ArtifactScope(host=tmp_path / "work"), LIMITS)
@@ -74,7 +74,7 @@ def test_several_runs_nest_and_the_last_scored_one_counts(tmp_path: Path, mlflow
     (CopyLimits(10, 1000, 100, 10_000, 0), "copying the job's results took longer than 0 s"),
     (CopyLimits(10, 4, 100, 10_000, 60), "the job logged 5 metric values"),
 ])
-def test_past_a_limit_the_copy_is_refused(tmp_path: Path, mlflow_server: MlflowServer, limits: CopyLimits,
+def test_past_a_limit_the_copy_is_refused(tmp_path: Path, mlflow_server: SessionMlflow, limits: CopyLimits,
                                           message: str) -> None:
     store = local_store(tmp_path)
     central, run_id = central_run(mlflow_server)

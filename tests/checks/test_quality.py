@@ -14,6 +14,7 @@ BIN = Path(sys.executable).parent
 
 @pytest.mark.parametrize("command", [[str(BIN / "ruff"), "check", "."], [sys.executable, "scripts/typecheck.py"]],
                          ids=["ruff", "mypy"])
+@pytest.mark.timeout(600)  # 2-3 minutes here with the suite beside it, more on a busy CI host
 def test_clean(command: list[str]) -> None:
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -25,7 +25,6 @@ import yaml
 
 from leadersboard.contract import active_key, hourly_key
 from leadersboard.datasets import Dataset
-from leadersboard.local.mlflow_server import MlflowServer
 from leadersboard.local.redis_server import RedisServer
 from leadersboard.settings import Limits
 from leadersboard.webhook.intake.behalf import PreparedCommit, check_tree, prepare, publish
@@ -35,6 +34,7 @@ from support.git import GitClient, git_env, remote_lines
 from support.instances import GOOD_CONFIG, GOOD_MAIN, Instance, create_instance, unique_user
 from support.platform import MLFLOW_MAIN, Platform
 from support.servers import Server, running_server
+from support.shared import SessionMlflow
 
 Files = dict[str, str | bytes]
 KIB = 1024
@@ -79,7 +79,7 @@ def git_show(inst: Instance, spec: str) -> str:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer,
-             mlflow_server: MlflowServer) -> Iterator[Platform]:
+             mlflow_server: SessionMlflow) -> Iterator[Platform]:
     """`leadersboard serve` with one worker, jobs tracked in the session's MLflow server; one user per test."""
     inst = create_instance(tmp_path_factory.mktemp("api"), users=(unique_user(), unique_user()))
     document = yaml.safe_load(inst.config_path.read_text())

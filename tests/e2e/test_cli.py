@@ -216,6 +216,14 @@ def test_serve_stops_everything_it_started_on_sigterm(make_instance: Callable[..
         assert any(b"redis-server" in c for c in commands), commands
         assert any(b" worker" in c for c in commands), commands
 
+        # SIGUSR1 writes where serve's threads and tasks are, and changes nothing.
+        server.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 15
+        while "Stack for <Task" not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "Current thread" in server.log() and "name='dependency checks'" in server.log(), server.log()
+        assert httpx.get(f"{server.base_url}/healthz", timeout=5).json()["redis"] == "ok"
+
         server.stop()
 
         deadline = time.monotonic() + 15

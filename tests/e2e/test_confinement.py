@@ -27,16 +27,17 @@ import redis
 import yaml
 
 from leadersboard.contract import sandbox_key
-from leadersboard.local.mlflow_server import MlflowServer
 from leadersboard.local.redis_server import RedisServer, start_redis
 from leadersboard.runner.cgroups import CgroupTree, ResourceLimits
 from leadersboard.runner.containers import instance_label
 
 from support.hostile import ALLOCATE_MAIN, DAEMON_MAIN, ESCAPES_MAIN, FILL_MAIN, HOSTILE_MAIN
 from support.instances import create_instance, unique_user
-from support.platform import FORK_MAIN, MLFLOW_MAIN, Platform, processes_with
+from support.platform import CONFIG, FORK_MAIN, MLFLOW_MAIN, Platform, processes_with
+from support.shared import SessionMlflow
 
 MEMORY = "1g"
+TINY_MEMORY = "384m"  # a class's own memory, under the instance's limit
 PIDS = 128
 SCRATCH_MIB = 256
 OTHER_JOB = "someone-else"  # another job's scratch folder (not named like a job id: the reconciler keeps it)
@@ -59,6 +60,9 @@ def jailed(tmp_path_factory: pytest.TempPathFactory, own_redis: RedisServer) -> 
     document["limits"].update({"job_memory": MEMORY, "job_pids": PIDS, "job_cpus": 1, "job_shm_size": "64m",
                                "job_scratch_size": f"{SCRATCH_MIB}m"})
     document["runner"].update({"heartbeat_seconds": 1, "reconcile_seconds": 1})
+    document["resource_classes"] = {"default": "medium", "classes": {  # medium: cut down to the limits above
+        "medium": {"cpus": 4, "memory": "16g", "gpus": 1, "time_limit_seconds": 3600},
+        "tiny": {"cpus": 1, "memory": TINY_MEMORY, "gpus": 0, "time_limit_seconds": 600}}}
     inst.config_path.write_text(yaml.safe_dump(document))
     other = inst.home / "scratch" / OTHER_JOB
     other.mkdir(parents=True)
@@ -76,16 +80,25 @@ def data_folder(home: Path) -> Path:
     return home.parent / "data" / "visa"
 
 
-def run_to_end(platform: Platform, tmp_path: Path, folder: str, main: str) -> tuple[dict[str, Any], str]:
-    """Push `main` as `folder` (as a new user) and wait for its job's end: (status, log)."""
+def run_to_end(platform: Platform, tmp_path: Path, folder: str, main: str,
+               resource_class: str | None = None) -> tuple[dict[str, Any], str]:
+    """Push `main` as `folder` (as a new user, of `resource_class` if given) and wait for its job's end:
+    (status, log)."""
     user = unique_user()
     platform.instance.add_user(user)
-    job_id = platform.submit(platform.client(tmp_path, user), folder, main)
+    git = platform.client(tmp_path, user)
+    if resource_class is None:
+        job_id = platform.submit(git, folder, main)
+    else:
+        git.commit(f"submit {folder}", {"main.py": main, "config.yaml": CONFIG.format(dataset="visa")}, folder)
+        code, out = git.push(f"users/{user}", f"resource_class={resource_class}")
+        assert code == 0, out
+        job_id = next(line.split(" job ", 1)[1].split()[0] for line in out.splitlines() if f"{folder}: job " in line)
     job = platform.wait_status(job_id, user, timeout=120)
     return job, platform.api("GET", f"/jobs/{job_id}/logs", user).text
 
 
-def test_a_hostile_submission_reaches_nothing(jailed: Platform, tmp_path: Path, mlflow_server: MlflowServer) -> None:
+def test_a_hostile_submission_reaches_nothing(jailed: Platform, tmp_path: Path, mlflow_server: SessionMlflow) -> None:
     home, data = jailed.instance.home, data_folder(jailed.instance.home)
     assert jailed.redis_url
     redis_port = int(jailed.redis_url.rsplit(":", 1)[1].split("/")[0])
@@ -138,6 +151,13 @@ def test_memory_over_the_limit_ends_the_job_out_of_memory(jailed: Platform, tmp_
     assert job["status"] == "failed"
     assert f"out of memory: stopped for using more than the sandbox's {MEMORY}" in job["error"], (job, log)
     assert "holding 256 MiB" in log and "holding 1024 MiB" not in log
+
+
+def test_a_class_smaller_than_the_limits_ends_its_job_at_its_own_memory(jailed: Platform, tmp_path: Path) -> None:
+    job, log = run_to_end(jailed, tmp_path, "greedy-tiny", ALLOCATE_MAIN, resource_class="tiny")
+    assert job["status"] == "failed"
+    assert f"out of memory: stopped for using more than the sandbox's {TINY_MEMORY}" in job["error"], (job, log)
+    assert "holding 256 MiB" in log and "holding 512 MiB" not in log
 
 
 def test_a_disk_fill_stops_at_the_scratch_limit(jailed: Platform, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 @pytest.mark.anomalib
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # 2-3 minutes here with the suite beside it, more on a busy CI host
 def test_demo_runs_the_example_to_a_built_leaderboard(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADERSBOARD_", "MLFLOW_"))}
     env["TMPDIR"] = str(tmp_path)  # the throw-away instance lands here

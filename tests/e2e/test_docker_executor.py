@@ -28,7 +28,6 @@ import yaml
 
 from leadersboard.examples import PADIM as EXAMPLE
 from leadersboard.local.datagen import generate_dataset
-from leadersboard.local.mlflow_server import MlflowServer
 from leadersboard.local.redis_server import RedisServer, start_redis
 from leadersboard.runner.containers import INSTANCE_LABEL, JOB_LABEL, instance_label
 from leadersboard.runner.docker_executor import ContainerSpec, create_args
@@ -47,6 +46,7 @@ from support.platform import (
     processes_with,
     run_tags,
 )
+from support.shared import SessionMlflow, alive
 
 IMAGE = "leadersboard-sandbox-test"
 ANOMALIB_IMAGE = "leadersboard-sandbox-test-anomalib"
@@ -78,14 +78,6 @@ def _engine_lock() -> Iterator[Path]:
         yield ENGINE_STATE
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 @pytest.fixture(scope="session")
 def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The Docker engine. When none answers, the session starts `dockerd`; the last test session
@@ -100,7 +92,7 @@ def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     finally:
         with _engine_lock() as state:
             (state / f"session-{me}").unlink(missing_ok=True)
-            others = [p for p in state.glob("session-*") if _alive(int(p.name.split("-", 1)[1]))]
+            others = [p for p in state.glob("session-*") if alive(int(p.name.split("-", 1)[1]))]
             pid_file = state / "dockerd.pid"
             if not others and pid_file.exists():
                 _stop_dockerd(int(pid_file.read_text()))
@@ -128,9 +120,9 @@ def _stop_dockerd(pid: int) -> None:
     with suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 60
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    if _alive(pid):
+    if alive(pid):
         os.kill(pid, signal.SIGKILL)
 
 
@@ -201,7 +193,7 @@ def start_platform(base: Path, redis_url: str, mlflow_url: str | None, image: st
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory, mlflow_server: MlflowServer,
+def platform(tmp_path_factory: pytest.TempPathFactory, mlflow_server: SessionMlflow,
              sandbox_image: str) -> Iterator[Platform]:
     """One platform for the jobs that need no limits of their own (one worker: they run one by one),
     started as `leadersboard serve --executor docker`, tracking jobs in the session's MLflow server."""

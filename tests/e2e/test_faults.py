@@ -16,22 +16,20 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from leadersboard.cli.instance_lock import read_record
 from leadersboard.cli.leftovers import marked_processes, start_time
-from leadersboard.contract import active_key, hourly_key
 from leadersboard.jobs import SLOT_GIVEN_BACK
-from leadersboard.local.mlflow_server import MlflowServer
-from leadersboard.local.ports import free_port
 from leadersboard.local.redis_server import RedisServer
 
 from support.instances import create_instance, unique_user
 from support.platform import MLFLOW_MAIN, SLEEPING_MAIN, Platform, new_platform, processes_with, run_tags
+from support.ports import fresh_port
+from support.shared import SessionMlflow
 
 # Works for a while, then logs its result: long enough to be running when the fault comes.
 SLOW_MAIN = '''import time
@@ -74,7 +72,7 @@ FINISHED = ("completed", "failed", "cancelled")
 
 @pytest.fixture
 def own_services(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer,
-                 mlflow_server: MlflowServer) -> Iterator[Callable[..., Platform]]:
+                 mlflow_server: SessionMlflow) -> Iterator[Callable[..., Platform]]:
     """`make(redis=False, mlflow=False)`: a platform whose serve starts its own Redis and/or MLflow
     (the session's are used for what is not its own)."""
     started: list[Platform] = []
@@ -148,16 +146,6 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
-def slots(platform: Platform, user: str) -> tuple[int, int]:
-    """(hourly, active) slots the user holds."""
-    assert platform.redis_url
-    client = redis.Redis.from_url(platform.redis_url)
-    try:
-        return cast(int, client.zcard(hourly_key(user))), cast(int, client.zcard(active_key(user)))  # sync client
-    finally:
-        client.close()
-
-
 # ------------------------------------------------------------------------------------------ one serve
 
 
@@ -165,8 +153,8 @@ def test_a_second_serve_of_the_instance_is_refused(own_services: Callable[..., P
     platform = own_services()
     assert platform.process is not None
     second = subprocess.run(
-        [sys.executable, "-m", "leadersboard.cli", "serve", "--api-port", str(free_port()), "--web-port",
-         str(free_port()), "--mlflow-port", str(free_port()), "--workers", "0"],
+        [sys.executable, "-m", "leadersboard.cli", "serve", "--api-port", str(fresh_port()), "--web-port",
+         str(fresh_port()), "--mlflow-port", str(fresh_port()), "--workers", "0"],
         env=platform.env(), capture_output=True, text=True, timeout=180, check=False)  # a loaded CI host
     assert second.returncode != 0
     assert f"another `leadersboard serve` (pid {platform.process.pid}) is running this instance" in second.stderr
@@ -213,6 +201,7 @@ def test_mlflow_killed_the_running_job_completes(own_services: Callable[..., Pla
     assert health(platform)["mlflow"] == "ok"
 
 
+@pytest.mark.timeout(600)  # 2-3 minutes here with the suite beside it, more on a busy CI host
 def test_serve_killed_leaves_nothing_and_its_restart_completes_the_job(own_services: Callable[..., Platform],
                                                                         tmp_path: Path) -> None:
     platform = own_services(redis=True, mlflow=True)
@@ -244,6 +233,7 @@ def test_serve_killed_leaves_nothing_and_its_restart_completes_the_job(own_servi
 # ------------------------------------------------------------------------------------- stops and losses
 
 
+@pytest.mark.timeout(600)  # 2-3 minutes here with the suite beside it, more on a busy CI host
 def test_sigterm_hands_the_running_job_back_and_it_completes_after_the_restart(
         make_platform: Callable[..., Platform], tmp_path: Path) -> None:
     platform = make_platform()  # runner.stop_grace_seconds: 1
@@ -257,14 +247,14 @@ def test_sigterm_hands_the_running_job_back_and_it_completes_after_the_restart(
     assert run.info.status == "SCHEDULED" and tags["leadersboard.status"] == "pending", tags
     assert tags["leadersboard.attempts"] == "1" and "platform stopped" in tags["leadersboard.handed_back"]
     assert "leadersboard.error" not in tags
-    assert slots(platform, user) == (1, 1)
+    assert platform.slots(user) == (1, 1)
 
     platform.start()
     job = wait_job(platform, job_id, user)
     assert job["status"] == "completed" and job["attempts"] == 2 and job["error"] is None, job
     log = platform.api("GET", f"/jobs/{job_id}/logs", user).text
     assert "handed back: the platform stopped while the job ran" in log and "on request" not in log
-    assert slots(platform, user) == (1, 0), "a slot was spent twice, or kept"
+    assert platform.slots_once_ended(user, (1, 0)) == (1, 0), "a slot was spent twice, or kept"
 
 
 def test_a_dead_workers_job_runs_again_once_then_fails(make_platform: Callable[..., Platform],
@@ -280,12 +270,12 @@ def test_a_dead_workers_job_runs_again_once_then_fails(make_platform: Callable[.
         lambda: (j := job_status(platform, job_id, user)) and j["status"] == "running" and j["attempts"] == 2 and j,
         60, "the job did not run again", platform)
     assert job["error"] is None
-    assert slots(platform, user) == (1, 1)
+    assert platform.slots(user) == (1, 1)
 
     os.kill(worker_pid(platform, job_id), signal.SIGKILL)
     job = wait_job(platform, job_id, user, ("failed",), timeout=60)
     assert "stopped unexpectedly, twice" in job["error"] and SLOT_GIVEN_BACK in job["error"], job
-    assert slots(platform, user) == (0, 0)
+    assert platform.slots_once_ended(user, (0, 0)) == (0, 0)
     wait_until(lambda: not processes_with(marker), 15, "the job's processes outlived their worker", platform)
     wait_until(lambda: not list((platform.instance.home / "scratch").glob("*")), 15,
                "the dead job's scratch folder was left", platform)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from support.instances import LEADERSBOARD
-from support.platform import Platform
+from support.platform import CONFIG, Platform
 
 pytestmark = [pytest.mark.slow]
 
@@ -37,8 +37,14 @@ if __name__ == "__main__":
 '''
 
 
+CLASSES = {"default": "medium", "classes": {
+    "medium": {"cpus": 4, "memory": "16g", "gpus": 1, "time_limit_seconds": 3600},
+    "cpu": {"cpus": 1, "memory": "4g", "gpus": 0, "time_limit_seconds": 600}}}
+
+
+@pytest.mark.timeout(600)  # 2-3 minutes here with the suite beside it, more on a busy CI host
 def test_two_jobs_run_at_once_each_on_its_own_device(make_platform: Callable[..., Platform], tmp_path: Path) -> None:
-    platform = make_platform(workers=0)
+    platform = make_platform(workers=0, classes=CLASSES)
     assert LEADERSBOARD
     with platform.log_path.open("ab") as log:
         group = subprocess.Popen([LEADERSBOARD, "worker", "--gpus", "0,1"], env=platform.env(), stdout=log,
@@ -55,6 +61,15 @@ def test_two_jobs_run_at_once_each_on_its_own_device(make_platform: Callable[...
         spans = [(datetime.fromisoformat(job["started_at"]), datetime.fromisoformat(job["finished_at"]))
                  for job in jobs]
         assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1], spans  # they ran at the same time
+        # A CPU class's job sees no GPU, though a GPU worker runs it.
+        git.commit("on-cpu", {"main.py": DEVICE_MAIN, "config.yaml": CONFIG.format(dataset="visa")}, "on-cpu")
+        code, out = git.push(f"users/{user}", "resource_class=cpu")
+        assert code == 0, out
+        cpu_job = next(line.split(" job ", 1)[1].split()[0] for line in out.splitlines() if "on-cpu: job " in line)
+        assert platform.wait_status(cpu_job, user, timeout=300)["status"] == "completed"
+        cpu_log = platform.api("GET", f"/jobs/{cpu_job}/logs", user).text
+        assert [line for line in cpu_log.splitlines() if line.startswith("device=")] == ["device="], cpu_log
+        assert "class cpu: 1 CPU(s), memory 4g, no GPU" in cpu_log, cpu_log
     finally:
         group.send_signal(signal.SIGTERM)
         assert group.wait(120) == 0, platform.log()[-3000:]

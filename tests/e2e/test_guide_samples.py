@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from leadersboard.local.datagen import generate_dataset
-from leadersboard.local.mlflow_server import MlflowServer
 from leadersboard.local.redis_server import RedisServer
 
 from support.platform import Platform, new_platform, run_tags
+from support.shared import SessionMlflow
 
 ROOT = Path(__file__).resolve().parents[2]
 VERBATIM = ROOT / "tests" / "support" / "guide_verbatim"
@@ -35,7 +35,7 @@ def doc_samples(doc: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer,
-             mlflow_server: MlflowServer) -> Iterator[Platform]:
+             mlflow_server: SessionMlflow) -> Iterator[Platform]:
     base = tmp_path_factory.mktemp("guide")
     # A user per test: each pushes from a fresh clone to a branch of its own.
     made = new_platform(base, redis_server.url, mlflow_server.url, limits={"job_timeout_seconds": 900}, users=4)

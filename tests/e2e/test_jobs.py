@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from leadersboard.examples import PADIM as EXAMPLE
 from leadersboard.local.datagen import generate_dataset
@@ -28,6 +27,7 @@ from support.platform import (
     processes_with,
     run_tags,
 )
+from support.ports import fresh_port
 
 
 def test_push_to_leaderboard(make_platform: Callable[..., Platform], tmp_path: Path) -> None:
@@ -91,12 +91,7 @@ def test_failed_jobs_say_why(make_platform: Callable[..., Platform], tmp_path: P
     assert reason.split(":")[0] in platform.api("GET", f"/jobs/{job_id}/logs", user).text
     assert not list((platform.instance.home / "scratch").glob("*"))
     # The job's admission slot is given back: three more may be active at once.
-    assert platform.redis_url
-    client = redis.Redis.from_url(platform.redis_url)
-    try:
-        assert client.zcard(f"leadersboard:quota:{user}:active") == 0
-    finally:
-        client.close()
+    assert platform.slots_once_ended(user, (1, 0)) == (1, 0)
 
 
 def test_timeout_kills_everything(make_platform: Callable[..., Platform], tmp_path: Path) -> None:
@@ -110,6 +105,20 @@ def test_timeout_kills_everything(make_platform: Callable[..., Platform], tmp_pa
     assert "time limit of 4 s" in job["error"]
     assert processes_with(marker) == [], "the job's processes outlived its time limit"
     assert not list((platform.instance.home / "scratch").glob("*"))
+
+
+def test_a_jobs_resource_class_sets_its_time_limit_cpus_and_memory(make_platform: Callable[..., Platform],
+                                                                    tmp_path: Path) -> None:
+    quick = {"cpus": 1, "memory": "1g", "gpus": 0, "time_limit_seconds": 3}
+    platform = make_platform(classes={"default": "quick", "classes": {"quick": quick}})  # limits: 4 h, 32g
+    user = next(iter(platform.instance.tokens))
+    marker = f"lb-marker-{uuid.uuid4().hex}"
+    job_id = platform.submit(platform.client(tmp_path, user), "sleepy", SLEEPING_MAIN.format(marker=marker))
+    job = platform.wait_status(job_id, user, timeout=90)
+    assert job["status"] == "failed" and "time limit of 3 s" in job["error"], job
+    log = platform.api("GET", f"/jobs/{job_id}/logs", user).text
+    assert "class quick: 1 CPU(s), memory 1g, no GPU, time limit 3 s" in log, log  # its class has gpus: 0
+    assert processes_with(marker) == []
 
 
 def test_cancel_stops_a_running_job(make_platform: Callable[..., Platform], tmp_path: Path) -> None:
@@ -132,7 +141,7 @@ def test_cancel_stops_a_running_job(make_platform: Callable[..., Platform], tmp_
 def test_redis_lost_while_pending_is_requeued(make_platform: Callable[..., Platform], tmp_path: Path,
                                               tmp_path_factory: pytest.TempPathFactory) -> None:
     redis_dir = tmp_path_factory.mktemp("own-redis")
-    redis = start_redis(redis_dir, appendonly=False)
+    redis = start_redis(redis_dir, port=fresh_port(), appendonly=False)  # restarted on the same port
     try:
         platform = make_platform(workers=0, redis_url=redis.url)
         user = next(iter(platform.instance.tokens))
@@ -191,6 +200,7 @@ def test_jobs_api_errors(make_platform: Callable[..., Platform], tmp_path: Path)
 
 @pytest.mark.anomalib
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # 2-3 minutes here with the suite beside it, more on a busy CI host
 def test_padim_example_through_the_whole_pipeline(make_platform: Callable[..., Platform], tmp_path: Path) -> None:
     """The real example (anomalib PaDiM, CPU) on a generated VisA-like set: push, run, MLflow, leaderboard."""
     platform = make_platform(limits={"job_timeout_seconds": 900})

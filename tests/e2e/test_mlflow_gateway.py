@@ -37,7 +37,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer
     inst.config_path.write_text(yaml.safe_dump(document))
     # No tracking URI: serve starts its own server. A copy of an empty database spares its migrations.
     (inst.home / "mlflow").mkdir()
-    shutil.copyfile(mlflow_template(base.parent), inst.home / "mlflow" / "mlflow.db")
+    shutil.copyfile(mlflow_template(), inst.home / "mlflow" / "mlflow.db")
     running = Platform(inst, redis_server.url, "", workers=1).start(timeout=180)
     try:
         yield running
@@ -74,6 +74,7 @@ def listening_addresses(port: int) -> set[str]:
     return found
 
 
+@pytest.mark.timeout(600)  # 2-3 minutes here with the suite beside it, more on a busy CI host
 def test_the_tracking_server_is_private_and_the_gateway_is_on_the_mlflow_port(
         platform: Platform, finished_job: dict[str, Any]) -> None:
     private = httpx.URL(tracking_url(platform))

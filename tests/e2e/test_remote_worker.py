@@ -87,6 +87,7 @@ def remote_worker(make_platform: Callable[..., Platform], tmp_path: Path) -> Ite
         worker.stop()
 
 
+@pytest.mark.timeout(600)  # 2-3 minutes here with the suite beside it, more on a busy CI host
 def test_a_worker_on_another_host_runs_a_push_to_the_end(make_platform: Callable[..., Platform],
                                                          remote_worker: Callable[..., RemoteWorker],
                                                          tmp_path: Path) -> None:
@@ -162,6 +163,7 @@ if __name__ == "__main__":
 '''
 
 
+@pytest.mark.timeout(600)  # 2-3 minutes here with the suite beside it, more on a busy CI host
 def test_a_worker_host_killed_mid_job_its_job_runs_again_on_another(make_platform: Callable[..., Platform],
                                                                    remote_worker: Callable[..., RemoteWorker],
                                                                    tmp_path: Path) -> None:
@@ -179,3 +181,16 @@ def test_a_worker_host_killed_mid_job_its_job_runs_again_on_another(make_platfor
     assert job["metrics"]["auroc"] == 0.7
     run = platform.api("GET", f"/jobs/{job_id}/logs", user)
     assert run.status_code == 200 and "working" in run.text
+    # What the killed worker's job left on its host (the server cannot reach it) goes when a worker runs
+    # there again: its scratch folder (and control group) are removed, its job having ended elsewhere.
+    left = first.home / "scratch" / job_id
+    assert left.is_dir()
+    again = RemoteWorker(platform, first.home, first.token).start()
+    said = f"removed what ended job {job_id} left on this host"
+    try:
+        deadline = time.monotonic() + 90
+        while (left.exists() or said not in again.log()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not left.exists() and said in again.log(), again.log()[-3000:]
+    finally:
+        again.stop()

@@ -56,6 +56,7 @@ def _branches(platform: Platform, user: str, tmp: Path) -> str:
     return out
 
 
+@pytest.mark.timeout(600)  # 2-3 minutes here with the suite beside it, more on a busy CI host
 def test_restored_instance_has_the_same_jobs_and_site(tmp_path_factory: pytest.TempPathFactory,
                                                       tmp_path: Path) -> None:
     platform = new_platform(tmp_path_factory.mktemp("platform"), None, None, workers=1)

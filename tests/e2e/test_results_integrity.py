@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from leadersboard.local.mlflow_server import MlflowServer
 from leadersboard.local.redis_server import RedisServer
 
 from support.platform import Platform, new_platform, run_tags
+from support.shared import SessionMlflow
 
 FORGED_MAIN = '''import mlflow
 
@@ -69,7 +69,7 @@ if __name__ == "__main__":
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer,
-             mlflow_server: MlflowServer) -> Iterator[Platform]:
+             mlflow_server: SessionMlflow) -> Iterator[Platform]:
     started = new_platform(tmp_path_factory.mktemp("integrity"), redis_server.url, mlflow_server.url, users=2,
                            limits={"max_active_jobs": 10, "submissions_per_hour": 100})
     try:

@@ -32,7 +32,6 @@ from mlflow.tracking import MlflowClient
 from leadersboard import contract as names
 from leadersboard import db
 from leadersboard.job_index import JobIndex
-from leadersboard.local.mlflow_server import MlflowServer
 from leadersboard.site_generator import SiteBuilder, SiteReport, build_site
 from leadersboard.site_generator import build as build_module
 from leadersboard.site_generator.cache import OVERLAP_MS
@@ -40,6 +39,7 @@ from leadersboard.site_generator.publish import PublishError
 
 from support.browser import dump_dom, screenshot
 from support.instances import mlflow_template, run_cli
+from support.shared import SessionMlflow
 
 BASE = 1_767_225_600  # 2026-01-01T00:00:00Z
 _clock = itertools.count(1)
@@ -70,7 +70,7 @@ def tracked(uri: str, db_path: Path) -> Tracked:
 
 
 @pytest.fixture
-def client(mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory) -> Tracked:
+def client(mlflow_server: SessionMlflow, tmp_path_factory: pytest.TempPathFactory) -> Tracked:
     return tracked(mlflow_server.url, tmp_path_factory.mktemp("index") / "leadersboard.db")
 
 
@@ -203,7 +203,7 @@ def comparable(site: Path) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ ranking
 
 
-def test_best_entry_per_user_ranked_by_auroc(client: Tracked, mlflow_server: MlflowServer,
+def test_best_entry_per_user_ranked_by_auroc(client: Tracked, mlflow_server: SessionMlflow,
                                              tmp_path: Path) -> None:
     benchmark = new_benchmark()
     finish_job(client, benchmark, "alice", "padim-v1", 0.81, 0.70, method="Padim")
@@ -240,7 +240,7 @@ def test_best_entry_per_user_ranked_by_auroc(client: Tracked, mlflow_server: Mlf
     assert '<html lang="en">' in alice and '<meta charset="utf-8">' in alice
 
 
-def test_ties_go_to_higher_f1_then_earlier_submission(client: Tracked, mlflow_server: MlflowServer,
+def test_ties_go_to_higher_f1_then_earlier_submission(client: Tracked, mlflow_server: SessionMlflow,
                                                      tmp_path: Path) -> None:
     benchmark = new_benchmark()
     finish_job(client, benchmark, "carol", "a", 0.9, 0.70, submitted_at=BASE + 100)
@@ -261,7 +261,7 @@ def test_ties_go_to_higher_f1_then_earlier_submission(client: Tracked, mlflow_se
     assert ranking[4]["f1_score"] is None
 
 
-def test_only_completed_jobs_are_ranked(client: Tracked, mlflow_server: MlflowServer, tmp_path: Path) -> None:
+def test_only_completed_jobs_are_ranked(client: Tracked, mlflow_server: SessionMlflow, tmp_path: Path) -> None:
     benchmark = new_benchmark()
     finish_job(client, benchmark, "ok", "good", 0.7)
     finish_job(client, benchmark, "failer", "crash", 0.99, status="failed")
@@ -323,7 +323,7 @@ def test_the_site_says_how_each_row_was_scored(client: Tracked, tmp_path: Path) 
 # ------------------------------------------------------------------------------------------ escaping
 
 
-def test_user_controlled_text_is_escaped_in_html_json_and_csv(client: Tracked, mlflow_server: MlflowServer,
+def test_user_controlled_text_is_escaped_in_html_json_and_csv(client: Tracked, mlflow_server: SessionMlflow,
                                                             tmp_path: Path) -> None:
     benchmark = new_benchmark()
     hostile_commit = 'abc"><script>x</script>'
@@ -368,7 +368,7 @@ def test_user_controlled_text_is_escaped_in_html_json_and_csv(client: Tracked, m
     assert csv_rows[1]["submission"] == '\'=HYPERLINK("http://x","y"),\n"quoted"'
 
 
-def test_chromium_renders_the_ranking_and_runs_no_injected_script(client: Tracked, mlflow_server: MlflowServer,
+def test_chromium_renders_the_ranking_and_runs_no_injected_script(client: Tracked, mlflow_server: SessionMlflow,
                                                                   tmp_path: Path) -> None:
     benchmark = new_benchmark()
     finish_job(client, benchmark, "ivan", "first-try", 0.88, 0.6)
@@ -397,7 +397,7 @@ def test_chromium_renders_the_ranking_and_runs_no_injected_script(client: Tracke
 # ------------------------------------------------------------------------------------------ publishing
 
 
-def test_publish_switches_atomically_and_removes_old_versions(client: Tracked, mlflow_server: MlflowServer,
+def test_publish_switches_atomically_and_removes_old_versions(client: Tracked, mlflow_server: SessionMlflow,
                                                               tmp_path: Path) -> None:
     benchmark = new_benchmark()
     finish_job(client, benchmark, "kim", "one", 0.6)
@@ -442,7 +442,7 @@ def test_publish_switches_atomically_and_removes_old_versions(client: Tracked, m
     assert len(ranked_users(out, benchmark)) == 5
 
 
-def test_a_failed_build_leaves_the_published_site(client: Tracked, mlflow_server: MlflowServer,
+def test_a_failed_build_leaves_the_published_site(client: Tracked, mlflow_server: SessionMlflow,
                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     benchmark = new_benchmark()
     finish_job(client, benchmark, "liam", "one", 0.6)
@@ -484,7 +484,7 @@ def test_an_existing_directory_is_not_overwritten(client: Tracked, tmp_path: Pat
 # the overlap window, and a warm build would read them too. (MLflow's SQLite store warns about SQLAlchemy.)
 @pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning")
 def test_a_warm_build_reads_only_new_runs_and_equals_a_cold_build(tmp_path: Path) -> None:
-    shutil.copyfile(mlflow_template(tmp_path.parent), tmp_path / "mlflow.db")
+    shutil.copyfile(mlflow_template(), tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = tracked(uri, tmp_path / "index.db")
     benchmark = new_benchmark()
@@ -521,7 +521,7 @@ def test_a_warm_build_reads_only_new_runs_and_equals_a_cold_build(tmp_path: Path
     assert not again.cold and again.fetched == 3
 
 
-def test_an_unusable_cache_means_a_cold_build(client: Tracked, mlflow_server: MlflowServer,
+def test_an_unusable_cache_means_a_cold_build(client: Tracked, mlflow_server: SessionMlflow,
                                              tmp_path: Path) -> None:
     finish_job(client, new_benchmark(), "rita", "a", 0.7)
     cache = tmp_path / "cache.json"
@@ -604,7 +604,7 @@ def test_a_failed_build_is_logged_and_later_requests_still_build(tmp_path: Path,
     assert [record.message for record in caplog.records if record.levelname == "ERROR"] == ["site build failed"]
 
 
-def test_site_builder_builds_the_real_site(client: Tracked, mlflow_server: MlflowServer, tmp_path: Path) -> None:
+def test_site_builder_builds_the_real_site(client: Tracked, mlflow_server: SessionMlflow, tmp_path: Path) -> None:
     benchmark = new_benchmark()
     # Real finish times, as the worker's: a warm build reads what ended since the newest cached run.
     finish_job(client, benchmark, "sam", "x", 0.77, end_time_ms=int(time.time() * 1000))
@@ -625,7 +625,7 @@ def test_site_builder_builds_the_real_site(client: Tracked, mlflow_server: Mlflo
     assert os.path.islink(tmp_path / "site")
 
 
-def test_site_build_command(mlflow_server: MlflowServer, tmp_path: Path) -> None:
+def test_site_build_command(mlflow_server: SessionMlflow, tmp_path: Path) -> None:
     """`leadersboard site build --out DIR` builds the instance's jobs from the MLflow that
     MLFLOW_TRACKING_URI names."""
     home = tmp_path / "home"

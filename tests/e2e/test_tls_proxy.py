@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from leadersboard.local.ports import free_port, listening
+from leadersboard.local.ports import listening
 
 from support.git import GitClient
 from support.instances import GOOD_CONFIG, GOOD_MAIN
+from support.ports import fresh_port
 from support.servers import Server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,7 +100,7 @@ def proxy(server: Server, tmp_path: Path) -> Iterator[Proxy]:
     folder = tmp_path / "nginx"
     folder.mkdir()
     cert, key = _certificate(folder)
-    https_port, http_port = free_port(), free_port()
+    https_port, http_port = fresh_port(), fresh_port()
     (folder / "leadersboard.conf").write_text(_site_config(server, https_port, http_port, cert, key))
     main = folder / "nginx.conf"
     main.write_text(MAIN_CONFIG.format(tmp=folder))

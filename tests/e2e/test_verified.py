@@ -14,11 +14,11 @@ import pytest
 
 from leadersboard.examples import PADIM_VERIFIED
 from leadersboard.local.datagen import generate_dataset
-from leadersboard.local.mlflow_server import MlflowServer
 from leadersboard.local.redis_server import RedisServer
 
 from support.hostile import LABEL_WALKER as WALKER
 from support.platform import Platform, new_platform, run_tags
+from support.shared import SessionMlflow
 
 WRITE_PREDICTIONS = '''import csv
 import os
@@ -52,7 +52,7 @@ CLAIMS_A_PERFECT_SCORE = '''import mlflow
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer,
-             mlflow_server: MlflowServer) -> Iterator[Platform]:
+             mlflow_server: SessionMlflow) -> Iterator[Platform]:
     started = new_platform(tmp_path_factory.mktemp("verified"), redis_server.url, mlflow_server.url,
                            limits={"max_active_jobs": 10, "submissions_per_hour": 100})
     data = generate_dataset(tmp_path_factory.mktemp("data") / "vset-secret-origin", "visa", ("pcb1",),
@@ -129,6 +129,7 @@ def test_the_sealed_view_is_built_once_per_version(platform: Platform, tmp_path:
 
 @pytest.mark.anomalib
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # 2-3 minutes here with the suite beside it, more on a busy CI host
 def test_the_padim_example_scores_through_the_platform(platform: Platform, tmp_path: Path) -> None:
     files = {path.name: path.read_text(encoding="utf-8") for path in PADIM_VERIFIED.iterdir() if path.is_file()}
     files["config.yaml"] = files["config.yaml"].replace("name: mvtec", "name: vset").replace(

@@ -16,14 +16,14 @@ import httpx
 import pytest
 import yaml
 
-from leadersboard.local.mlflow_server import MlflowServer
-from leadersboard.local.ports import free_port
 from leadersboard.local.redis_server import RedisServer
 from leadersboard.webhook.web_text import TEXT, pick_language
 
 from support.browser import Page, browser_page
 from support.instances import GOOD_CONFIG, LEADERSBOARD, Instance, create_instance, unique_user
 from support.platform import MLFLOW_MAIN, Platform
+from support.ports import fresh_port
+from support.shared import SessionMlflow
 
 HOSTILE = "<img src=x onerror=\"document.title='pwned';alert(1)\"><script>alert(2)</script>"
 # Fails on purpose, with markup in its output and in the error the platform records.
@@ -39,7 +39,7 @@ if __name__ == "__main__":
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer,
-             mlflow_server: MlflowServer) -> Iterator[Platform]:
+             mlflow_server: SessionMlflow) -> Iterator[Platform]:
     inst = create_instance(tmp_path_factory.mktemp("web"), users=(unique_user(),))
     document = yaml.safe_load(inst.config_path.read_text())
     document["runner"].update({"heartbeat_seconds": 1, "reconcile_seconds": 1})
@@ -102,7 +102,7 @@ def test_serve_refuses_a_web_port_in_use(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         assert LEADERSBOARD
-        result = subprocess.run([LEADERSBOARD, "serve", "--api-port", str(free_port()), "--web-port", str(port)],
+        result = subprocess.run([LEADERSBOARD, "serve", "--api-port", str(fresh_port()), "--web-port", str(port)],
                                 env={"PATH": "/usr/bin:/bin", "LEADERSBOARD_HOME": str(inst.home),
                                      "LEADERSBOARD_REDIS_URL": "redis://127.0.0.1:1", "HOME": str(tmp_path)},
                                 capture_output=True, text=True, timeout=60, check=False)

@@ -19,8 +19,8 @@ import yaml
 
 from leadersboard.local.datagen import encode_png
 
-from .early import EarlyRun
 from .git import git_env
+from .shared import SharedCommand
 
 BIN = Path(sys.executable).parent
 LEADERSBOARD = str(BIN / "leadersboard") if (BIN / "leadersboard").exists() else shutil.which("leadersboard")
@@ -144,28 +144,20 @@ class Instance:
         return result.stdout.strip() or None
 
 
-_MLFLOW_TEMPLATE: list[tuple[Path, EarlyRun]] = []
+MLFLOW_TEMPLATE = SharedCommand(
+    "mlflow-template.db",
+    [sys.executable, "-W", "ignore", "-c",
+     "import os, sys; from mlflow.tracking import MlflowClient; "
+     "made = sys.argv[1] + '.making'; MlflowClient(tracking_uri='sqlite:///' + made).search_experiments(); "
+     "os.replace(made, sys.argv[1])"],
+    env={"MLFLOW_DISABLE_TELEMETRY": "true"}, timeout=120)
 
 
-def start_mlflow_template(base: Path) -> EarlyRun:
-    """Start making the template in `base` (a child process), unless it was started already."""
-    if not _MLFLOW_TEMPLATE:
-        path = base / "mlflow-template.db"
-        run = EarlyRun([sys.executable, "-W", "ignore", "-c",
-                        "import sys; from mlflow.tracking import MlflowClient; "
-                        "MlflowClient(tracking_uri='sqlite:///' + sys.argv[1]).search_experiments()", str(path)],
-                       env={"MLFLOW_DISABLE_TELEMETRY": "true"}, timeout=120)
-        run.start()
-        _MLFLOW_TEMPLATE.append((path, run))
-    return _MLFLOW_TEMPLATE[0][1]
-
-
-def mlflow_template(base: Path) -> Path:
-    """An empty MLflow SQLite store with its tables made (by MLflow itself, once per session): each
+def mlflow_template() -> Path:
+    """An empty MLflow SQLite store with its tables made (by MLflow itself, once per test run): each
     instance starts from a copy, which saves every server the seconds MLflow's migrations take.
-    `tests/conftest.py` starts making it with the session's first test when a test will need it."""
-    start_mlflow_template(base).stdout()
-    return _MLFLOW_TEMPLATE[0][0]
+    `tests/conftest.py` starts making it with the run's first test when a test will need it."""
+    return MLFLOW_TEMPLATE.result()
 
 
 def create_instance(base: Path, limits: Mapping[str, int] | None = None,
@@ -173,7 +165,7 @@ def create_instance(base: Path, limits: Mapping[str, int] | None = None,
     """A fresh instance made with the real CLI: `init`, data sets (each with `pcb1/`), users."""
     home = base / "home"
     run_cli("init", "--home", str(home))
-    shutil.copyfile(mlflow_template(base.parent), home / "mlflow.db")
+    shutil.copyfile(mlflow_template(), home / "mlflow.db")
     if limits:
         document = yaml.safe_load((home / "leadersboard.yaml").read_text(encoding="utf-8"))
         document["limits"].update(limits)

@@ -10,7 +10,7 @@ import re
 import sys
 from dataclasses import dataclass
 
-from .early import EarlyRun
+from .shared import SharedCommand
 
 DUMP = r'''
 import json, warnings
@@ -28,7 +28,10 @@ for included in fastapi_app.app.routes:
         methods = sorted((getattr(route, "methods", None) or set()) - {"HEAD", "OPTIONS"})
         if methods:
             routes.append({"methods": methods, "rule": prefix + route.path, "endpoint": route.name})
-print(json.dumps(routes))
+import os, sys
+with open(sys.argv[1] + ".making", "w") as out:
+    json.dump(routes, out)
+os.replace(sys.argv[1] + ".making", sys.argv[1])
 '''
 
 
@@ -48,14 +51,14 @@ class Route:
         return re.sub(r"<\w+>", "<x>", re.sub(r"<path:\w+>", "<path>", self.rule))
 
 
-ROUTE_DUMP = EarlyRun([sys.executable, "-c", DUMP], env={"MLFLOW_DISABLE_TELEMETRY": "true"},
-                      drop=("MLFLOW_TRACKING_URI",))  # started early by tests/conftest.py when needed
+ROUTE_DUMP = SharedCommand("mlflow-routes.json", [sys.executable, "-c", DUMP],
+                           env={"MLFLOW_DISABLE_TELEMETRY": "true"},
+                           drop=("MLFLOW_TRACKING_URI",))  # started early by tests/conftest.py when needed
 
 
 def mlflow_routes() -> list[Route]:
-    out = ROUTE_DUMP.stdout()
     routes = set()
-    for entry in json.loads(out.splitlines()[-1]):
+    for entry in json.loads(ROUTE_DUMP.result().read_text(encoding="utf-8")):
         # FastAPI spells parameters {name} and {name:path}; write them as Flask does.
         rule = re.sub(r"\{(\w+):path\}", r"<path:\1>", entry["rule"])
         rule = re.sub(r"\{(\w+)\}", r"<\1>", rule)

@@ -4,7 +4,6 @@ server; and submissions whose jobs take seconds (they only use MLflow)."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 import uuid
@@ -13,13 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
 import yaml
 from mlflow.tracking import MlflowClient
 
-from leadersboard.local.ports import free_port
+from leadersboard.contract import active_key, hourly_key
 
 from .git import GitClient
 from .instances import LEADERSBOARD, Instance, create_instance, unique_user
+from .ports import fresh_port
+from .servers import terminate
 
 CONFIG = "model: {{}}\ndata: {{name: {dataset}, init_args: {{name: pcb1}}}}\ntrainer: {{}}\n"
 
@@ -137,9 +139,9 @@ class Platform:
         self.redis_url = redis_url
         self.mlflow_url = mlflow_url
         self.workers = workers
-        self.port = free_port()
-        self.web_port = free_port()
-        self.mlflow_port = free_port()  # the MLflow gateway's
+        self.port = fresh_port()
+        self.web_port = fresh_port()
+        self.mlflow_port = fresh_port()  # the MLflow gateway's
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = instance.home / f"serve-{self.port}.log"
         self.extra_workers: list[subprocess.Popen[bytes]] = []
@@ -193,17 +195,29 @@ class Platform:
 
     def stop(self) -> None:
         for proc in [*self.extra_workers, *([self.process] if self.process else [])]:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-                    raise AssertionError(f"a platform process ignored SIGTERM:\n{self.log()}") from None
+            if not terminate(proc, 60, serve=proc is self.process):
+                raise AssertionError(f"a platform process ignored SIGTERM:\n{self.log()}")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def slots(self, user: str) -> tuple[int, int]:
+        """(hourly, active) slots the user holds."""
+        assert self.redis_url
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            return int(client.zcard(hourly_key(user))), int(client.zcard(active_key(user)))  # type: ignore[arg-type]
+        finally:
+            client.close()
+
+    def slots_once_ended(self, user: str, expected: tuple[int, int], timeout: float = 10) -> tuple[int, int]:
+        """The user's slots once a job's end has settled: its slot is given back just after its final status
+        is written, so a client that saw the status may read the slot a moment early. Returns what it read
+        last (`expected`, or what stayed otherwise for `timeout` seconds)."""
+        deadline = time.monotonic() + timeout
+        while (found := self.slots(user)) != expected and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return found
 
     def api(self, method: str, path: str, user: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.instance.tokens[user]}"}
@@ -294,12 +308,15 @@ def run_tags(platform: Platform, job: dict[str, Any]) -> tuple[Any, MlflowClient
 
 def new_platform(base: Path, redis_url: str | None, mlflow_url: str | None, workers: int = 1,
                  limits: dict[str, int] | None = None, runner: dict[str, int] | None = None, users: int = 1,
-                 datasets: tuple[str, ...] = ("visa",)) -> Platform:
-    """An instance made by the CLI, with users of unique names and quick upkeep, not yet started."""
+                 datasets: tuple[str, ...] = ("visa",), classes: dict[str, Any] | None = None) -> Platform:
+    """An instance made by the CLI, with users of unique names and quick upkeep, not yet started;
+    `classes`: its `resource_classes` section."""
     inst = create_instance(base, limits=limits, datasets=datasets, users=tuple(unique_user() for _ in range(users)))
     document = yaml.safe_load(inst.config_path.read_text())
     # Quick upkeep, and a quick stop: a job still running at a test's end is handed back after 1 s.
     document["runner"].update({"heartbeat_seconds": 1, "reconcile_seconds": 1, "stop_grace_seconds": 1,
                                **(runner or {})})
+    if classes is not None:
+        document["resource_classes"] = classes
     inst.config_path.write_text(yaml.safe_dump(document))
     return Platform(inst, redis_url, mlflow_url, workers)

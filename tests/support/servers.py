@@ -14,10 +14,10 @@ from pathlib import Path
 
 import httpx
 
-from leadersboard.local.ports import free_port
 from leadersboard.local.redis_server import RedisServer
 
 from .instances import LEADERSBOARD, Instance
+from .ports import fresh_port
 
 SERVER_START_SECONDS = 180  # a loaded machine (CI) may need minutes
 SERVER_STOP_SECONDS = 60  # "within seconds" on a quiet machine; a loaded one (CI) needs more
@@ -56,18 +56,30 @@ class Server:
 
     def stop(self) -> None:
         """SIGTERM, as an operator stops it: a clean exit (0) within seconds, and its port closed."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(SERVER_STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                raise AssertionError(f"leadersboard serve ignored SIGTERM:\n{self.log()}") from None
+        if not terminate(self.process, SERVER_STOP_SECONDS, serve=True):
+            raise AssertionError(f"leadersboard serve ignored SIGTERM:\n{self.log()}")
         assert self.process.returncode == 0, f"serve exited {self.process.returncode}:\n{self.log()}"
         for port in (p for p in (self.port, self.web_port, self.mlflow_port) if p):
             with socket.socket() as sock:
                 assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still answers after stop"
+
+
+def terminate(process: subprocess.Popen[bytes], seconds: float, serve: bool = False) -> bool:
+    """SIGTERM `process` and wait; False when it was still running `seconds` later, and was killed then.
+    A `serve` that ignored it is first asked where it hangs (SIGUSR1: it writes that to its log)."""
+    if process.poll() is not None:
+        return True
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(seconds)
+        return True
+    except subprocess.TimeoutExpired:
+        if serve:
+            process.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+        process.kill()
+        process.wait()
+        return False
 
 
 def launch_server(inst: Instance, redis_url: str | None, workers: int = 0) -> Server:
@@ -76,7 +88,7 @@ def launch_server(inst: Instance, redis_url: str | None, workers: int = 0) -> Se
     Without `redis_url`, serve starts its own Redis. With no workers (the default here) nothing
     consumes the queue, so admitted jobs stay pending."""
     assert LEADERSBOARD
-    port, web_port, mlflow_port = free_port(), free_port(), free_port()
+    port, web_port, mlflow_port = fresh_port(), fresh_port(), fresh_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADERSBOARD_")}
     env.update(LEADERSBOARD_HOME=str(inst.home), MLFLOW_DISABLE_TELEMETRY="true", PYTHONUNBUFFERED="1",
                # Jobs are MLflow runs: a local SQLite tracking store, no tracking server needed.

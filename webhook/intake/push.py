@@ -191,7 +191,7 @@ def _reached_by_own_branches(before: pygit2.Repository, user: str) -> set[pygit2
     """Every commit the user's own branches reach (one walk of their history, not a reachability
     question per commit: that is quadratic on a long history, ~100 s for 2,000 commits)."""
     tips = [before.references[name].peel(pygit2.Commit).id for name in before.references
-            if name == f"refs/heads/users/{user}" or name.startswith(f"refs/heads/users/{user}/")]
+            if branch_owner_problem(name, user) is None]
     if not tips:
         return set()
     walker = before.walk(tips[0], SortMode.NONE)
