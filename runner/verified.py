@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from leadersboard.datasets import Dataset
 
 from .predictions import read_predictions
-from .scoring import Scores, score
 from .sealed import SealedView, sealed_view
+
+if TYPE_CHECKING:
+    from .scoring import Scores
 
 TRAIN_MOUNT = "sealed-train"  # in the job's working folder, as the data set's categories are otherwise
 TEST_MOUNT = "sealed-test"
@@ -40,6 +43,9 @@ class VerifiedRun:
     def evaluate(self, work: Path) -> Scores:
         """The official scores of what the job wrote in `work` (its working folder on this host);
         `PredictionsError` names the first problem of the job's files."""
+        # Imported here: scikit-learn and scipy cost every worker ~1 s of CPU at start, for verified jobs only.
+        from .scoring import score
+
         images = self.view.test_set()
         return score(images, read_predictions(work / PREDICTIONS_FILE, images))
 

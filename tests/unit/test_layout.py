@@ -104,3 +104,12 @@ def test_the_rules_checker_processes_load_no_mlflow() -> None:
              "print(sorted({'mlflow', 'torch', 'anomalib', 'fastapi'} & set(sys.modules)))")
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_a_worker_starts_without_the_scoring_libraries() -> None:
+    """scikit-learn and scipy.ndimage (~1 s of CPU to import) score verified jobs only: a worker, started
+    once per GPU and again after every restart, loads them when it scores one."""
+    probe = ("import sys, leadersboard.runner.worker; "
+             "print(sorted({'sklearn', 'scipy.ndimage'} & set(sys.modules)))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
