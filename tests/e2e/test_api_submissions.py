@@ -25,7 +25,7 @@ import yaml
 
 from leadersboard.contract import active_key, hourly_key
 from leadersboard.datasets import Dataset
-from leadersboard.local.redis_server import RedisServer
+from leadersboard.local.redis_server import RedisServer, start_redis
 from leadersboard.settings import Limits
 from leadersboard.webhook.intake.behalf import PreparedCommit, check_tree, prepare, publish
 from leadersboard.webhook.intake.uploads import Upload, UploadedFile
@@ -33,6 +33,7 @@ from leadersboard.webhook.intake.uploads import Upload, UploadedFile
 from support.git import GitClient, git_env, remote_lines
 from support.instances import GOOD_CONFIG, GOOD_MAIN, Instance, create_instance, unique_user
 from support.platform import MLFLOW_MAIN, Platform
+from support.ports import fresh_port
 from support.servers import Server, running_server
 from support.shared import SessionMlflow
 
@@ -78,22 +79,43 @@ def git_show(inst: Instance, spec: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer,
+def platform_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """The module's platform has a Redis of its own: on the session's, its worker would take the
+    queue entries of `small` (below, no workers: its jobs must stay pending), and each test's flush
+    would empty the queue under it."""
+    server = start_redis(tmp_path_factory.mktemp("api-redis"), port=fresh_port(), appendonly=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory, platform_redis: RedisServer,
              mlflow_server: SessionMlflow) -> Iterator[Platform]:
     """`leadersboard serve` with one worker, jobs tracked in the session's MLflow server; one user per test."""
     inst = create_instance(tmp_path_factory.mktemp("api"), users=(unique_user(), unique_user()))
     document = yaml.safe_load(inst.config_path.read_text())
     document["runner"].update({"heartbeat_seconds": 1, "reconcile_seconds": 1})
     inst.config_path.write_text(yaml.safe_dump(document))
-    running = Platform(inst, redis_server.url, mlflow_server.url, workers=1).start()
+    running = Platform(inst, platform_redis.url, mlflow_server.url, workers=1).start()
     try:
         yield running
     finally:
         running.stop()
 
 
+@pytest.fixture
+def platform_client(platform_redis: RedisServer) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(platform_redis.url)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
 def test_upload_is_committed_and_its_job_completes(platform: Platform, tmp_path: Path,
-                                                   redis_client: redis.Redis) -> None:
+                                                   platform_client: redis.Redis) -> None:
     inst = platform.instance
     user, token = next(iter(inst.tokens.items()))
     files: Files = {"main.py": MLFLOW_MAIN.format(auroc=0.93, f1=0.81), "config.yaml": GOOD_CONFIG}
@@ -138,7 +160,7 @@ def test_upload_is_committed_and_its_job_completes(platform: Platform, tmp_path:
     assert (row["entrypoint"], row["config_file"], row["run"], row["job_id"]) == ("train.py", "conf/run.yaml", 0, None)
     written = yaml.safe_load(git_show(inst, f"{custom.json()['commit']}:custom/submission.yaml"))
     assert written == {"entrypoint": "train.py", "config": "conf/run.yaml"}
-    assert redis_client.zcard(hourly_key(user)) == 2 and redis_client.zcard(active_key(user)) == 0
+    assert platform_client.zcard(hourly_key(user)) == 2 and platform_client.zcard(active_key(user)) == 0
 
     # The participant carries on with git on top of what the API committed.
     assert clone.git("pull", "--quiet", "origin", f"users/{user}")[0] == 0
@@ -175,7 +197,7 @@ GUIDE_JOB_BODY = '{"submission_id":"SUBMISSION","config":{"resource_class":"medi
 
 
 def test_the_guides_api_calls_and_entry_points(platform: Platform, tmp_path: Path,
-                                                redis_client: redis.Redis) -> None:
+                                                platform_client: redis.Redis) -> None:
     user, token = list(platform.instance.tokens.items())[1]
     auth = {"Authorization": f"Bearer {token}"}
     # The guide's curl sequence, verbatim: POST /submissions, then POST /jobs with its JSON body.
@@ -190,7 +212,7 @@ def test_the_guides_api_calls_and_entry_points(platform: Platform, tmp_path: Pat
     job_id = created.json()["job_id"]
     assert second.json()["job_id"] == job_id and second.json()["status"] in ("pending", "running")
     assert [j["job_id"] for j in platform.api("GET", "/jobs", user).json()] == [job_id]
-    assert redis_client.zcard(hourly_key(user)) == 1
+    assert platform_client.zcard(hourly_key(user)) == 1
 
     job = platform.wait_status(job_id, user)
     log = platform.api("GET", f"/jobs/{job_id}/logs", user).text
@@ -220,7 +242,7 @@ def test_the_guides_api_calls_and_entry_points(platform: Platform, tmp_path: Pat
     git.commit("pushed", {"main.py": GOOD_MAIN, "config.yaml": GOOD_CONFIG}, "pushed")
     code, out = git.push(f"HEAD:users/{user}/topic", "resource_class=huge")
     assert code != 0 and any("[push-option]" in line and listed in line for line in remote_lines(out)), out
-    assert len(platform.api("GET", "/jobs", user).json()) == 3 and redis_client.zcard(active_key(user)) == 0
+    assert len(platform.api("GET", "/jobs", user).json()) == 3 and platform_client.zcard(active_key(user)) == 0
 
 
 # ---------------------------------------------------------------------------------------- errors
