@@ -47,11 +47,8 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 @pytest.fixture(scope="session")
 def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_server.url)
-    try:
+    with redis.Redis.from_url(redis_server.url) as client:  # closed when the fixture ends
         yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture(autouse=True)

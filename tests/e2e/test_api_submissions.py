@@ -107,11 +107,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory, platform_redis: RedisServ
 
 @pytest.fixture
 def platform_client(platform_redis: RedisServer) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(platform_redis.url)
-    try:
+    with redis.Redis.from_url(platform_redis.url) as client:  # closed when the fixture ends
         yield client
-    finally:
-        client.close()
 
 
 def test_upload_is_committed_and_its_job_completes(platform: Platform, tmp_path: Path,
