@@ -1,6 +1,6 @@
 """`leadersboard status`: the platform at a glance for the operator on a host that reaches its Redis:
-live workers, the queue, running and pending jobs, admission's refusals. The same reading of Redis as
-GET /metrics (`webhook/platform_metrics.py`), printed for a person."""
+live workers, the queue, running and pending jobs, admission's refusals, the rules' rejections. The
+same reading of Redis as GET /metrics (`webhook/platform_metrics.py`), printed for a person."""
 
 from __future__ import annotations
 
@@ -71,4 +71,6 @@ def report(live: LiveState, index: JobIndex, settings: Settings, now: float) -> 
                 lines.append(f"  {job_id}  {record.user}  {record.resource_class or default}  {record.benchmark}")
     lines.append("refusals: " + ", ".join(f"{rule} {count}" for rule, count in sorted(live.refusals.items()))
                  if live.refusals else "refusals: none")
+    lines.append("rejected by the rules: " + ", ".join(f"{rule} {count}" for rule, count in live.rejections.items())
+                 if live.rejections else "rejected by the rules: none")
     return lines

@@ -61,6 +61,8 @@ SANDBOX_REPORTED_AT = "reported_at"  # the sandbox report's field: unix time the
 # Hash: admission rule -> how many requests it refused, ever. A hash in Redis, not a counter in one process,
 # so that the refusals of every process (API, hooks' handler) add up for GET /metrics.
 REFUSALS_KEY = f"{PREFIX}:refusals"
+# Hash: rule of the folder rules -> how many pushes and uploads it rejected, ever (see rejections.py).
+REJECTIONS_KEY = f"{PREFIX}:rejections"
 # Hash: the run times of jobs that ended on a worker, as a histogram per resource class (see job_durations.py).
 DURATIONS_KEY = f"{PREFIX}:durations"
 # Hash: `STATUS|CLASS` -> jobs that ended so (completed, failed, cancelled), counted by `JobStore.end`.

@@ -1,6 +1,6 @@
 """What GET /metrics reports about the platform, gathered without MLflow: the instance's job index
 (jobs made, per class) and Redis (the queue, live workers, jobs pending and running, admission's
-refusals).
+refusals, the rules' rejections).
 
 Redis is read only while the service's last check (`dependencies.py`) saw it up, with the service's
 own short timeouts; when it is down or a read fails, every series read from it is left out and
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from redis.asyncio import Redis
 
-from leadersboard import job_durations
+from leadersboard import job_durations, rejections
 from leadersboard.admission import RULES, refusals
 from leadersboard.contract import (
     ENDED_KEY,
@@ -46,6 +46,7 @@ class LiveState:
     workers: dict[str, dict[str, Any]]  # worker id -> its sandbox report
     polling: bool  # arq's health key is fresh: some worker polls the queue
     refusals: dict[str, int]  # admission rule -> requests refused
+    rejections: dict[str, int]  # folder rule -> pushes and uploads it rejected
     durations: dict[str, job_durations.Histogram]  # resource class ("": none named) -> run times
     ended: dict[tuple[str, str], int]  # (status, resource class or "") -> jobs that ended so
 
@@ -66,8 +67,8 @@ async def read_live(redis: Redis, queue_name: str) -> LiveState:
     for field_name, count in (await cast(Awaitable[dict[bytes, bytes]], redis.hgetall(ENDED_KEY))).items():
         status, _, cls = field_name.decode().partition("|")
         ended[status, cls] = int(count)
-    return LiveState(queued, running, active, workers, polling, await refusals(redis), await job_durations.read(redis),
-                     ended)
+    return LiveState(queued, running, active, workers, polling, await refusals(redis), await rejections.read(redis),
+                     await job_durations.read(redis), ended)
 
 
 async def collect(service: Service) -> list[Family]:
@@ -119,6 +120,10 @@ async def _live_families(service: Service, live: LiveState, default: str) -> lis
     refused = Family("leadersboard_admission_refusals_total", "counter", "Requests admission refused, per rule.")
     for rule in sorted({*RULES, *live.refusals}):
         refused.add(live.refusals.get(rule, 0), reason=rule)
+    rejected = Family("leadersboard_submissions_rejected_total", "counter",
+                      "Pushes and uploads the rules rejected, per rule broken (one under each rule it broke).")
+    for rule, times in live.rejections.items():
+        rejected.add(times, rule=rule)
     return [
         jobs,
         ended,
@@ -132,6 +137,7 @@ async def _live_families(service: Service, live: LiveState, default: str) -> lis
         .add(live.polling),
         ages,
         refused,
+        rejected,
         _durations(live.durations, names, default),
     ]
 

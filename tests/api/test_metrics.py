@@ -23,6 +23,7 @@ from leadersboard.local.redis_server import RedisServer, start_redis
 from leadersboard.users import UserStore
 
 from support.api import Api, open_api
+from support.instances import GOOD_MAIN
 from support.shared import SessionMlflow
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*",?)*\})? '
@@ -124,6 +125,19 @@ def test_an_admin_reads_counts_that_follow_the_api(api: Api) -> None:
     assert value(ended, "leadersboard_jobs_ended_total", status="cancelled", resource_class="medium") == 0
     assert value(ended, "leadersboard_jobs_ended_total", status="completed", resource_class="small") == 0
     assert value(ended, "leadersboard_jobs", status="pending", resource_class="small") == 0
+
+
+def test_the_rules_rejections_are_counted_per_rule(api: Api) -> None:
+    participant = next(iter(api.tokens))
+    assert not any(name == "leadersboard_submissions_rejected_total" for name, _ in scrape(api))
+    no_config = api.upload(participant, {"main.py": GOOD_MAIN}, folder="one")
+    broken = api.upload(participant, {"main.py": "def main(:\n", "config.yaml": "data: [unclosed\n"}, folder="two")
+    assert no_config.status_code == broken.status_code == 400, (no_config.text, broken.text)
+    after = scrape(api)
+    assert value(after, "leadersboard_submissions_rejected_total", rule="config") == 2  # once per upload
+    assert value(after, "leadersboard_submissions_rejected_total", rule="entrypoint") == 1
+    assert value(after, "leadersboard_admission_refusals_total", reason="rate-limit") == 0  # the rules spent nothing
+    assert api.upload(participant).status_code == 201
 
 
 def test_only_admins(api: Api) -> None:

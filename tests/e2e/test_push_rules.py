@@ -4,6 +4,7 @@ and leaves every ref of the bare repository as it was, spending no quota."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ import httpx
 import pytest
 import redis
 
-from leadersboard.contract import active_key, hourly_key
+from leadersboard.contract import REJECTIONS_KEY, active_key, hourly_key
 from leadersboard.local.redis_server import RedisServer
 
 from support.folders import BAD_FOLDERS, RULES_INSTANCE, BadFolder, find_message
@@ -23,6 +24,7 @@ from support.instances import Instance, create_instance, submission_files
 from support.servers import Server, running_server
 
 REJECTED = "LeadersBoard: push rejected, nothing was changed"
+RULE_NAMED = re.compile(r"\[([a-z-]+)\] ")  # a problem's line starts with its rule
 
 
 @dataclass
@@ -146,6 +148,10 @@ def test_bad_push_is_rejected_whole_with_rule_file_and_fix(
     assert redis_client.zcard(hourly_key("alice")) == 0
     active = {member.decode() for member in cast(list[bytes], redis_client.zrange(active_key("alice"), 0, -1))}
     assert active <= jobs_before, active
+    # Counted for GET /metrics once under each rule the push broke (Redis is flushed before each test).
+    broken = {match.group(1) for line in lines if (match := RULE_NAMED.match(line.strip()))}
+    counted = cast(dict[bytes, bytes], redis_client.hgetall(REJECTIONS_KEY))
+    assert broken and {rule.decode(): int(n) for rule, n in counted.items()} == dict.fromkeys(broken, 1), out
 
 
 def test_every_broken_rule_is_reported_in_one_rejection(env: Env) -> None:

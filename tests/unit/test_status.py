@@ -1,5 +1,5 @@
 """`leadersboard status` against a real Redis: live workers, the queue per class, running and pending
-jobs with their owners, admission's refusals; a clear refusal without a configured Redis."""
+jobs with their owners, admission's refusals, the rules' rejections; a clear refusal without a configured Redis."""
 
 from __future__ import annotations
 
@@ -13,7 +13,14 @@ from click.testing import CliRunner
 from leadersboard import db
 from leadersboard.cli import instance
 from leadersboard.cli.main import main
-from leadersboard.contract import REFUSALS_KEY, SANDBOX_REPORTED_AT, active_key, heartbeat_key, sandbox_key
+from leadersboard.contract import (
+    REFUSALS_KEY,
+    REJECTIONS_KEY,
+    SANDBOX_REPORTED_AT,
+    active_key,
+    heartbeat_key,
+    sandbox_key,
+)
 from leadersboard.job_index import JobIndex
 from leadersboard.local.redis_server import RedisServer
 from leadersboard.settings import Settings
@@ -42,6 +49,7 @@ def test_status_prints_workers_queue_jobs_and_refusals(tmp_path: Path, redis_ser
     redis_client.zadd(active_key("bob"), {"j2": 1})
     redis_client.set(heartbeat_key("j1"), "host:7")
     redis_client.hset(REFUSALS_KEY, "rate-limit", "3")
+    redis_client.hset(REJECTIONS_KEY, mapping={"entrypoint": "2", "config": "5"})
 
     ran = CliRunner().invoke(main, ["status", "--home", str(settings.home)],
                              env={"LEADERSBOARD_REDIS_URL": redis_server.url})
@@ -52,7 +60,7 @@ def test_status_prints_workers_queue_jobs_and_refusals(tmp_path: Path, redis_ser
     assert "queue: 1 queued (small 0, medium 1, large 0)" in lines
     assert lines[lines.index("running: 1") + 1] == "  j1  alice  small  visa/pcb1"
     assert lines[lines.index("pending: 1") + 1] == "  j2  bob  medium  visa/pcb1"
-    assert lines[-1] == "refusals: rate-limit 3"
+    assert lines[-2:] == ["refusals: rate-limit 3", "rejected by the rules: config 5, entrypoint 2"]
 
 
 def test_status_without_a_configured_redis(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ import pygit2
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
+from leadersboard import rejections
 from leadersboard.admission import Admission, Refusal
 from leadersboard.jobs import Job, JobStore
 from leadersboard.queue import enqueue
@@ -110,10 +111,12 @@ class Intake:
             analysis = await self.checker.run(analyze_push, self.settings.repo_path, quarantine, user, updates,
                                               self.settings.current_datasets(), self.settings.limits)
         except ChecksTimedOut as exc:
+            await rejections.count(self.redis, ["submission-size"])
             return _rejection([f"[submission-size] {exc}. Fix: make the submission smaller"])
         problems += analysis.problems
         problems += gpu_problems(self.worker_reports(), [item.spec for item in analysis.submissions])
         if problems:
+            await rejections.count(self.redis, (p.rule for p in problems))
             return _rejection([str(p) for p in problems])
         if not analysis.submissions:
             return HookReply(True, ["LeadersBoard: no submission folder changed, so nothing is evaluated."])
@@ -191,8 +194,10 @@ class Intake:
                     subs, refusal = await self.admit(user, push_id, [prepared.submission], options)
                     if refusal:
                         raise UploadRefused(refusal)
-                except BaseException:
+                except BaseException as exc:
                     prepared.discard()
+                    if isinstance(exc, UploadRejected):
+                        await rejections.count(self.redis, (p.rule for p in exc.problems))
                     raise
                 # Shielded: once slots are reserved, the branch move and the settling finish together,
                 # even if the request is abandoned meanwhile.
@@ -210,6 +215,7 @@ class Intake:
             return await self.checker.run(check_tree, self.settings.repo_path, prepared.quarantine, prepared.tree_id,
                                           prepared.folder, self.settings.current_datasets(), self.settings.limits)
         except ChecksTimedOut as exc:
+            await rejections.count(self.redis, ["submission-size"])
             raise UploadError(f"{exc}: make the submission smaller") from None
 
     async def _publish(self, push_id: str, prepared: PreparedCommit) -> bool:
