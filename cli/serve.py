@@ -41,6 +41,7 @@ from .leftovers import MARK_ENV, end_leftovers, new_mark
 from .supervisor import Supervisor
 
 log = logging.getLogger(__name__)
+STATE_DUMP = "state dump"
 LISTEN_BACKLOG = 2048  # uvicorn's default (it listens again with its own when it starts)
 STACK_DEPTH = 12  # frames per asyncio task in a SIGUSR1 dump
 # Open connections (a log followed live, a push under way) get this long once serve is told to stop.
@@ -140,6 +141,7 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 def _dump_state(signum: int, frame: object) -> None:
     """SIGUSR1 (`kill -USR1 PID`): where every thread and asyncio task is, written to the log; for a
     serve that hangs or will not stop. It changes nothing."""
+    print(f"{STATE_DUMP} (SIGUSR1): every thread, then every asyncio task", file=sys.stderr, flush=True)
     faulthandler.dump_traceback(sys.stderr, all_threads=True)
     try:
         tasks = asyncio.all_tasks(asyncio.get_running_loop())  # the handler runs on the loop's thread
@@ -147,7 +149,7 @@ def _dump_state(signum: int, frame: object) -> None:
         tasks = set()
     for task in sorted(tasks, key=lambda t: t.get_name()):
         task.print_stack(limit=STACK_DEPTH, file=sys.stderr)
-    sys.stderr.flush()
+    print(f"end of the {STATE_DUMP}: {len(tasks)} task(s)", file=sys.stderr, flush=True)  # a reader knows it is whole
 
 
 def serve(settings: Settings, workers: int = 1) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from leadersboard.cli.serve import STATE_DUMP
 from leadersboard.local.datagen import generate_dataset
 
 from support.files import write_files
@@ -218,10 +219,12 @@ def test_serve_stops_everything_it_started_on_sigterm(make_instance: Callable[..
 
         # SIGUSR1 writes where serve's threads and tasks are, and changes nothing.
         server.process.send_signal(signal.SIGUSR1)
-        deadline = time.monotonic() + 15
-        while "Stack for <Task" not in server.log() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert "Current thread" in server.log() and "name='dependency checks'" in server.log(), server.log()
+        deadline = time.monotonic() + 30
+        while f"end of the {STATE_DUMP}" not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.2)  # the dump is written a task at a time
+        dump = server.log().split(f"{STATE_DUMP} (SIGUSR1)", 1)[-1]
+        assert "Current thread" in dump and "name='dependency checks'" in dump, server.log()
+        assert f"end of the {STATE_DUMP}" in dump, server.log()
         assert httpx.get(f"{server.base_url}/healthz", timeout=5).json()["redis"] == "ok"
 
         server.stop()
