@@ -54,8 +54,10 @@ async def enqueue(queue: ArqRedis, queue_name: str, job: Job) -> bool:
     places = min(int(rank or 0), FAIR_RANKS - 1)
     now_ms = int(time.time() * 1000)
     due = datetime.fromtimestamp((now_ms - (FAIR_RANKS - places) * FAIR_STEP_MS) / 1000, UTC)
-    await queue.set(job_class_key(job.id), job.resource_class or "", ex=timedelta(days=ENTRY_DAYS))
-    await queue.set(job_user_key(job.id), job.user, ex=timedelta(days=ENTRY_DAYS))
+    async with queue.pipeline(transaction=False) as pipe:  # what fair_order and the class filter read, in one trip
+        pipe.set(job_class_key(job.id), job.resource_class or "", ex=timedelta(days=ENTRY_DAYS))
+        pipe.set(job_user_key(job.id), job.user, ex=timedelta(days=ENTRY_DAYS))
+        await pipe.execute()
     entry = await queue.enqueue_job(JOB_FUNCTION, job.id, job.run_id, _job_id=job.id, _queue_name=queue_name,
                                     _defer_until=due, _expires=timedelta(days=ENTRY_DAYS))
     return entry is not None

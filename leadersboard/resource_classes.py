@@ -16,6 +16,7 @@ class's CPUs, memory and time limit, none above the instance's ceiling in `limit
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +54,10 @@ class JobSize:
     time_limit_seconds: int
     gpus: int = 1  # 0: the job sees no GPU; 1: its worker's, when it has one
     capped: tuple[str, ...] = ()  # what the ceiling lowered: cpus, memory, time_limit_seconds
+
+    def host_cpus(self) -> int:
+        """Its CPUs on this host: no more than the host has."""
+        return min(self.cpus, os.cpu_count() or 1)
 
     def describe(self) -> str:
         capped = f" (capped by the instance's limits: {', '.join(self.capped)})" if self.capped else ""

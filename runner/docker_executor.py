@@ -172,7 +172,7 @@ class DockerExecutor:
         """The container of this job: its resource class's memory and CPUs, else the worker's."""
         if sandbox.size is None:
             return self.spec
-        return replace(self.spec, memory=sandbox.size.memory, cpus=min(sandbox.size.cpus, os.cpu_count() or 1))
+        return replace(self.spec, memory=sandbox.size.memory, cpus=sandbox.size.host_cpus())
 
     async def _attach(self, name: str, timeout: float, on_output: OutputSink, memory: str) -> Outcome:
         start = time.monotonic()

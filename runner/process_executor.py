@@ -78,7 +78,7 @@ class HostJail:
         if sandbox.size is None:
             return self.limits, self.memory
         return (replace(self.limits, memory_bytes=size_bytes(sandbox.size.memory),
-                        cpus=min(sandbox.size.cpus, os.cpu_count() or 1)), sandbox.size.memory)
+                        cpus=sandbox.size.host_cpus()), sandbox.size.memory)
 
     def spec(self, sandbox: Sandbox, datasets: list[str], cgroup: JobCgroup | None, status_fd: int) -> JailSpec:
         return JailSpec(

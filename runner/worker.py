@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 from leadersboard.admission import Admission
 from leadersboard.contract import JOB_FUNCTION, SANDBOX_CLASSES, SANDBOX_GPUS, SANDBOX_REPORTED_AT, sandbox_key
 from leadersboard.jobs import JobStore
-from leadersboard.periodic import every
+from leadersboard.periodic import end_tasks, every
 from leadersboard.queue import arq_job_timeout, ride_out_restarts
 from leadersboard.settings import Settings
 from leadersboard.site_generator import SiteBuilder, request_rebuild
@@ -41,6 +41,7 @@ from .sandbox import CONFINED, SandboxError
 
 log = logging.getLogger(__name__)
 
+TASKS_END_SECONDS = 5  # at shutdown, for the report and sweep tasks to end once cancelled
 HEALTH_CHECK_SECONDS = 10  # /healthz sees a worker as alive while arq's health key is fresh
 # arq counts the tries of a queue entry and refuses it past this. Ours are counted on the job's run
 # (handed back at a stop, run again once after a lost worker): arq must never refuse an entry handed back.
@@ -107,12 +108,7 @@ def build_worker(settings: Settings, gpu: str | None = None, burst: bool = False
             code=CodeCache(settings.home, joined) if joined else None, gpu_present=present)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
-        for name in ("sandbox_report", "host_sweep"):
-            task: asyncio.Task[None] | None = ctx.get(name)
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await end_tasks([ctx[name] for name in ("sandbox_report", "host_sweep") if name in ctx], TASKS_END_SECONDS)
         site: SiteBuilder | None = ctx.get("site")
         if site is not None:
             await site.stop()
